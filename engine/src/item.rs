@@ -1,0 +1,205 @@
+//! Items: what flows along the edges of the plan. Each edge carries one [`ItemKind`]; planning
+//! checks that a stage's input kinds match what its upstream emits. Payloads that fan out to
+//! several stages are shared behind `Arc` and copied only when a stage changes them.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use dicom_object::{FileDicomObject, InMemDicomObject};
+use schemars::JsonSchema;
+use serde::Serialize;
+
+/// The kind of item on an edge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemKind {
+    /// A path to a file that may be DICOM.
+    File,
+    /// A parsed DICOM instance (header, and pixel data when a later stage needs it).
+    Instance,
+    /// Rendered frames of one instance or one series, ready to encode.
+    Frames,
+    /// A group of instances of one series, in order.
+    Series,
+    /// A file that a sink wrote.
+    Output,
+}
+
+impl ItemKind {
+    /// The name used in recipes, docs and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            ItemKind::File => "file",
+            ItemKind::Instance => "instance",
+            ItemKind::Frames => "frames",
+            ItemKind::Series => "series",
+            ItemKind::Output => "output",
+        }
+    }
+}
+
+impl std::fmt::Display for ItemKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A parsed DICOM instance and what the pipeline has done to it so far.
+#[derive(Clone, Debug)]
+pub struct Instance {
+    /// The object, file meta included.
+    pub obj: FileDicomObject<InMemDicomObject>,
+    /// Whether Pixel Data was read (header-only reads stop before it).
+    pub pixels_loaded: bool,
+    /// Stage ids that de-identified this instance (empty: it still carries its original header).
+    pub deidentified_by: Vec<String>,
+    /// Stage ids that masked burned-in regions in every frame.
+    pub masked_by: Vec<String>,
+}
+
+impl Instance {
+    /// Wrap a freshly read object.
+    pub fn new(obj: FileDicomObject<InMemDicomObject>, pixels_loaded: bool) -> Self {
+        Instance {
+            obj,
+            pixels_loaded,
+            deidentified_by: Vec::new(),
+            masked_by: Vec::new(),
+        }
+    }
+
+    /// The string value of a top-level attribute, trimmed, if present and readable.
+    pub fn str_of(&self, tag: dicom_core::Tag) -> Option<String> {
+        self.obj
+            .element_opt(tag)
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).trim_start().to_string())
+    }
+}
+
+/// Sample storage of one rendered frame.
+#[derive(Clone, Debug, PartialEq)]
+pub enum FrameData {
+    /// 8 bits per sample.
+    U8(Vec<u8>),
+    /// 16 bits per sample.
+    U16(Vec<u16>),
+}
+
+/// One rendered frame: grey (1 channel) or RGB (3 channels), interleaved.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Frame {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// 1 (grey) or 3 (RGB).
+    pub channels: u8,
+    /// The samples, row by row.
+    pub data: FrameData,
+}
+
+/// Rendered frames with the instance (or first instance of a series) they came from.
+#[derive(Clone, Debug)]
+pub struct Frames {
+    /// The header the frames came from (already de-identified when the recipe did so).
+    pub instance: Arc<Instance>,
+    /// The frames, in display order.
+    pub frames: Vec<Frame>,
+    /// Frames per second, when known, and where the figure came from.
+    pub fps: Option<(f64, String)>,
+    /// A name for outputs derived from these frames (e.g. a series or instance label).
+    pub label: String,
+}
+
+/// The instances of one series, sorted.
+#[derive(Clone, Debug)]
+pub struct Series {
+    /// StudyInstanceUID of the series.
+    pub study_uid: String,
+    /// SeriesInstanceUID of the series.
+    pub series_uid: String,
+    /// The instances in order.
+    pub instances: Vec<Arc<Instance>>,
+    /// Notes about gaps or duplicates (no values).
+    pub notes: Vec<String>,
+}
+
+/// What an item carries.
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// A path (the item's source).
+    File,
+    /// A parsed instance.
+    Instance(Arc<Instance>),
+    /// Rendered frames.
+    Frames(Arc<Frames>),
+    /// A sorted series.
+    Series(Arc<Series>),
+    /// A written file.
+    Output(PathBuf),
+}
+
+impl Payload {
+    /// The kind of this payload.
+    pub fn kind(&self) -> ItemKind {
+        match self {
+            Payload::File => ItemKind::File,
+            Payload::Instance(_) => ItemKind::Instance,
+            Payload::Frames(_) => ItemKind::Frames,
+            Payload::Series(_) => ItemKind::Series,
+            Payload::Output(_) => ItemKind::Output,
+        }
+    }
+}
+
+/// One unit of work flowing through the graph.
+#[derive(Clone, Debug)]
+pub struct Item {
+    /// The input this item came from (a file path, or a label for a group of inputs).
+    pub source: Arc<PathBuf>,
+    /// What it carries.
+    pub payload: Payload,
+}
+
+impl Item {
+    /// A file item for a path.
+    pub fn file(path: PathBuf) -> Self {
+        Item {
+            source: Arc::new(path),
+            payload: Payload::File,
+        }
+    }
+
+    /// A new item with the same source and another payload.
+    pub fn with(&self, payload: Payload) -> Self {
+        Item {
+            source: self.source.clone(),
+            payload,
+        }
+    }
+
+    /// The instance, or an error naming the kind actually carried.
+    pub fn instance(&self) -> Result<&Arc<Instance>, crate::ItemError> {
+        match &self.payload {
+            Payload::Instance(i) => Ok(i),
+            other => Err(crate::ItemError::failed(format!(
+                "expected an instance, got {}",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// Take the instance out for editing (copied only when shared with another branch).
+    pub fn into_instance(self) -> Result<(Arc<PathBuf>, Instance), crate::ItemError> {
+        match self.payload {
+            Payload::Instance(i) => Ok((self.source, Arc::unwrap_or_clone(i))),
+            other => Err(crate::ItemError::failed(format!(
+                "expected an instance, got {}",
+                other.kind()
+            ))),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The run report, `run.json` in the output folder: what ran (dcmflow version, recipe and its
+//! SHA-256, params with redactions), when, and what happened to every item. Reasons name tags
+//! and problems, never PHI values; the secret is never written.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// Counts for one stage.
+#[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
+pub struct StageCounts {
+    /// Stage kind.
+    pub kind: String,
+    /// Items taken in (for a source: inputs discovered).
+    pub received: u64,
+    /// Items passed on (or, for a sink, files written).
+    pub emitted: u64,
+    /// Items that failed.
+    pub failed: u64,
+    /// Items quarantined.
+    pub quarantined: u64,
+    /// Items skipped as not applicable (e.g. not DICOM).
+    pub skipped: u64,
+    /// Items dropped by a filter.
+    pub dropped: u64,
+}
+
+/// One item that did not come through a stage.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ItemProblem {
+    /// The stage id.
+    pub stage: String,
+    /// The input the item came from.
+    pub input: PathBuf,
+    /// failed, quarantined, skipped or dropped.
+    pub outcome: String,
+    /// Why (tags and problems, no values).
+    pub reason: String,
+}
+
+/// The recipe as run.
+#[derive(Clone, Debug, Serialize)]
+pub struct RecipeInfo {
+    /// Path as given.
+    pub path: String,
+    /// Its name.
+    pub name: String,
+    /// SHA-256 of its text.
+    pub sha256: String,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunReport {
+    /// dcmflow version.
+    pub dcmflow_version: String,
+    /// The recipe.
+    pub recipe: RecipeInfo,
+    /// Params in force (redacted where declared).
+    pub params: BTreeMap<String, serde_json::Value>,
+    /// Where the secret came from (never its value): env, file, ephemeral or none.
+    pub secret_source: String,
+    /// Inputs as given.
+    pub inputs: Vec<PathBuf>,
+    /// The output folder.
+    pub output: PathBuf,
+    /// Start, UTC.
+    pub started: String,
+    /// End, UTC.
+    pub finished: String,
+    /// Wall time in seconds.
+    pub seconds: f64,
+    /// Worker threads used.
+    pub threads: usize,
+    /// Whether the run was stopped before the end (Ctrl-C or --fail-fast).
+    pub cancelled: bool,
+    /// Counts per stage id.
+    pub stages: BTreeMap<String, StageCounts>,
+    /// Files written, relative to the output folder.
+    pub outputs: u64,
+    /// Every failed or quarantined item.
+    pub problems: Vec<ItemProblem>,
+    /// Inputs skipped as not applicable (e.g. not DICOM), with the reason.
+    pub skipped: Vec<ItemProblem>,
+    /// Items a filter dropped.
+    pub dropped: u64,
+}
+
+impl RunReport {
+    /// Whether every item came through (exit code 0).
+    pub fn all_ok(&self) -> bool {
+        self.problems.is_empty() && !self.cancelled
+    }
+
+    /// Write `run.json` into the folder atomically.
+    pub fn write_to(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        let path = dir.join("run.json");
+        let tmp = dir.join(format!(".run.json.{}.tmp", std::process::id()));
+        let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
+        std::fs::write(&tmp, text + "\n")?;
+        std::fs::rename(&tmp, &path)?;
+        Ok(path)
+    }
+}

@@ -1,0 +1,443 @@
+//! The runtime: worker threads per stage joined by one bounded crossbeam channel per edge, so a
+//! slow stage slows its producers and memory stays flat however many items stream through.
+//! Per-item stages run on several threads; a barrier runs on one and flushes when all its
+//! inputs have ended. Shutdown cascades by dropping senders. A failed item is recorded (stage,
+//! input, reason) and never passed on. One cancel flag serves Ctrl-C and `--fail-fast`.
+
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use crossbeam_channel::{bounded, Receiver, Select, Sender};
+
+use crate::item::{Item, Payload};
+use crate::keys::Secret;
+use crate::plan::Plan;
+use crate::progress::Progress;
+use crate::report::{ItemProblem, RecipeInfo, RunReport, StageCounts};
+use crate::stage::{BuildContext, ItemError, Mode, Runtime};
+
+/// How to run a plan.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Worker threads in all (each stage has at least one).
+    pub threads: usize,
+    /// Stop at the first failed or quarantined item.
+    pub fail_fast: bool,
+    /// No progress bars.
+    pub quiet: bool,
+    /// Items each edge's channel holds before the producer waits.
+    pub channel_capacity: usize,
+    /// The run's inputs.
+    pub inputs: Vec<PathBuf>,
+    /// The output folder.
+    pub output_dir: PathBuf,
+    /// The project secret.
+    pub secret: Option<Secret>,
+    /// Where the secret came from, for the report.
+    pub secret_source: String,
+    /// Set to stop the run (shared with a Ctrl-C handler).
+    pub cancel: Arc<AtomicBool>,
+    /// Report what would change; write nothing.
+    pub dry_run: bool,
+}
+
+impl RunOptions {
+    /// Defaults for a run into `output_dir`.
+    pub fn new(inputs: Vec<PathBuf>, output_dir: PathBuf) -> Self {
+        RunOptions {
+            threads: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            fail_fast: false,
+            quiet: true,
+            channel_capacity: 8,
+            inputs,
+            output_dir,
+            secret: None,
+            secret_source: "none".into(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            dry_run: false,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Counters {
+    received: AtomicU64,
+    emitted: AtomicU64,
+    failed: AtomicU64,
+    quarantined: AtomicU64,
+    skipped: AtomicU64,
+    dropped: AtomicU64,
+}
+
+struct Shared {
+    ids: Vec<String>,
+    counters: Vec<Counters>,
+    problems: Mutex<Vec<ItemProblem>>,
+    skipped: Mutex<Vec<ItemProblem>>,
+    outputs: AtomicU64,
+    progress: Progress,
+    cancel: Arc<AtomicBool>,
+    fail_fast: bool,
+    cancelled_by_us: AtomicBool,
+}
+
+const MAX_SKIPPED_LISTED: usize = 10_000;
+
+impl Shared {
+    fn record(&self, stage: usize, source: &std::path::Path, err: ItemError) {
+        let c = &self.counters[stage];
+        match &err {
+            ItemError::Failed(_) => c.failed.fetch_add(1, Ordering::Relaxed),
+            ItemError::Quarantined(_) => c.quarantined.fetch_add(1, Ordering::Relaxed),
+            ItemError::Skipped(_) => c.skipped.fetch_add(1, Ordering::Relaxed),
+            ItemError::Dropped(_) => c.dropped.fetch_add(1, Ordering::Relaxed),
+        };
+        let problem = ItemProblem {
+            stage: self.ids[stage].clone(),
+            input: source.to_path_buf(),
+            outcome: err.outcome().to_string(),
+            reason: err.reason(),
+        };
+        if err.is_problem() {
+            self.progress.println(&format!(
+                "{}: stage \"{}\": {}",
+                source.display(),
+                self.ids[stage],
+                err
+            ));
+            self.problems
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(problem);
+            if self.fail_fast {
+                self.cancelled_by_us.store(true, Ordering::SeqCst);
+                self.cancel.store(true, Ordering::SeqCst);
+            }
+        } else if matches!(err, ItemError::Skipped(_)) {
+            let mut s = self.skipped.lock().unwrap_or_else(|p| p.into_inner());
+            if s.len() < MAX_SKIPPED_LISTED {
+                s.push(problem);
+            }
+        }
+    }
+}
+
+/// A stage's connections.
+struct Ports {
+    inputs: Vec<Receiver<Item>>,
+    outputs: Vec<Sender<Item>>,
+}
+
+fn send_all(
+    outputs: &[Sender<Item>],
+    items: Vec<Item>,
+    shared: &Shared,
+    stage: usize,
+    terminal: bool,
+) {
+    for item in items {
+        shared.counters[stage]
+            .emitted
+            .fetch_add(1, Ordering::Relaxed);
+        if terminal {
+            if let Payload::Output(_) = item.payload {
+                shared.outputs.fetch_add(1, Ordering::Relaxed);
+            }
+            continue;
+        }
+        if let Some((last, rest)) = outputs.split_last() {
+            for tx in rest {
+                let _ = tx.send(item.clone());
+            }
+            let _ = last.send(item);
+        }
+    }
+}
+
+fn guarded<T>(f: impl FnOnce() -> Result<T, ItemError>) -> Result<T, ItemError> {
+    match std::panic::catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => {
+            let what = p
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            // The panic text comes from code, not data values, but keep it to one line.
+            Err(ItemError::failed(format!(
+                "internal error (please report): {}",
+                what.lines().next().unwrap_or("")
+            )))
+        }
+    }
+}
+
+/// Receive from any of several channels until all have ended.
+fn recv_any(inputs: &[Receiver<Item>], open: &mut Vec<usize>) -> Option<Item> {
+    loop {
+        if open.is_empty() {
+            return None;
+        }
+        if open.len() == 1 {
+            match inputs[open[0]].recv() {
+                Ok(item) => return Some(item),
+                Err(_) => {
+                    open.clear();
+                    return None;
+                }
+            }
+        }
+        let mut sel = Select::new();
+        for &i in open.iter() {
+            sel.recv(&inputs[i]);
+        }
+        let op = sel.select();
+        let which = open[op.index()];
+        match op.recv(&inputs[which]) {
+            Ok(item) => return Some(item),
+            Err(_) => open.retain(|&i| i != which),
+        }
+    }
+}
+
+/// Split `threads` workers over the stages: one each, the rest to per-item stages in turn.
+fn workers_per_stage(modes: &[Mode], threads: usize) -> Vec<usize> {
+    let mut w = vec![1usize; modes.len()];
+    let parallel: Vec<usize> = (0..modes.len())
+        .filter(|&i| modes[i] != Mode::Barrier)
+        .collect();
+    let mut extra = threads.saturating_sub(modes.len());
+    let mut k = 0;
+    while extra > 0 && !parallel.is_empty() {
+        w[parallel[k % parallel.len()]] += 1;
+        extra -= 1;
+        k += 1;
+    }
+    w
+}
+
+/// Run a plan to the end (or until cancelled) and report.
+pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
+    let started = SystemTime::now();
+    let clock = Instant::now();
+    let n = plan.stages.len();
+
+    // Build every runtime before any thread starts: a setup problem stops the run cleanly.
+    let mut runtimes: Vec<Option<Runtime>> = Vec::with_capacity(n);
+    for (i, st) in plan.stages.iter().enumerate() {
+        let ctx = BuildContext {
+            stage_id: st.decl.id.clone(),
+            output_dir: opts.output_dir.clone(),
+            inputs: opts.inputs.clone(),
+            secret: opts.secret.clone(),
+            pixels_needed_downstream: plan.pixels_needed_from(i),
+            cancel: opts.cancel.clone(),
+            dry_run: opts.dry_run,
+        };
+        let rt = st
+            .config
+            .build(&ctx)
+            .map_err(|e| format!("stage \"{}\" ({}): {e}", st.decl.id, st.decl.kind))?;
+        runtimes.push(Some(rt));
+    }
+
+    let labels: Vec<String> = plan.stages.iter().map(|s| s.decl.id.clone()).collect();
+    let shared = Arc::new(Shared {
+        ids: labels.clone(),
+        counters: (0..n).map(|_| Counters::default()).collect(),
+        problems: Mutex::new(Vec::new()),
+        skipped: Mutex::new(Vec::new()),
+        outputs: AtomicU64::new(0),
+        progress: Progress::new(&labels, opts.quiet),
+        cancel: opts.cancel.clone(),
+        fail_fast: opts.fail_fast,
+        cancelled_by_us: AtomicBool::new(false),
+    });
+
+    // One bounded channel per edge.
+    let mut ports: Vec<Ports> = (0..n)
+        .map(|_| Ports {
+            inputs: Vec::new(),
+            outputs: Vec::new(),
+        })
+        .collect();
+    for e in plan.graph.edge_indices() {
+        let (a, b) = plan.graph.edge_endpoints(e).expect("edge exists");
+        let (from, to) = (plan.graph[a], plan.graph[b]);
+        let (tx, rx) = bounded(opts.channel_capacity.max(1));
+        ports[from].outputs.push(tx);
+        ports[to].inputs.push(rx);
+    }
+
+    let modes: Vec<Mode> = plan.stages.iter().map(|s| s.config.mode()).collect();
+    let workers = workers_per_stage(&modes, opts.threads.max(1));
+
+    std::thread::scope(|scope| {
+        for (i, port) in ports.drain(..).enumerate() {
+            let rt = runtimes[i].take().expect("built above");
+            let terminal = port.outputs.is_empty();
+            let shared = shared.clone();
+            let cancel = opts.cancel.clone();
+            let inputs_given = opts.inputs.clone();
+            let nworkers = workers[i];
+            match rt {
+                Runtime::Source(src) => {
+                    let (found, problems) = src.discover(&inputs_given);
+                    shared.counters[i]
+                        .received
+                        .fetch_add((found.len() + problems.len()) as u64, Ordering::Relaxed);
+                    shared
+                        .progress
+                        .set_total(i, (found.len() + problems.len()) as u64);
+                    for (path, err) in problems {
+                        shared.record(i, &path, err);
+                        shared.progress.inc(i);
+                    }
+                    let (feed_tx, feed_rx) = bounded::<Item>(opts.channel_capacity.max(1));
+                    let feed_cancel = cancel.clone();
+                    scope.spawn(move || {
+                        for path in found {
+                            if feed_cancel.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            if feed_tx.send(Item::file(path)).is_err() {
+                                break;
+                            }
+                        }
+                    });
+                    for _ in 0..nworkers {
+                        let src = src.clone();
+                        let feed_rx = feed_rx.clone();
+                        let outputs = port.outputs.clone();
+                        let shared = shared.clone();
+                        scope.spawn(move || {
+                            for item in feed_rx.iter() {
+                                let source = item.source.clone();
+                                match guarded(|| src.process(item)) {
+                                    Ok(out) => send_all(&outputs, out, &shared, i, terminal),
+                                    Err(e) => shared.record(i, &source, e),
+                                }
+                                shared.progress.inc(i);
+                            }
+                        });
+                    }
+                }
+                Runtime::PerItem(worker) => {
+                    for _ in 0..nworkers {
+                        let worker = worker.clone();
+                        let inputs = port.inputs.clone();
+                        let outputs = port.outputs.clone();
+                        let shared = shared.clone();
+                        scope.spawn(move || {
+                            let mut open: Vec<usize> = (0..inputs.len()).collect();
+                            while let Some(item) = recv_any(&inputs, &mut open) {
+                                shared.counters[i].received.fetch_add(1, Ordering::Relaxed);
+                                let source = item.source.clone();
+                                match guarded(|| worker.process(item)) {
+                                    Ok(out) => send_all(&outputs, out, &shared, i, terminal),
+                                    Err(e) => shared.record(i, &source, e),
+                                }
+                                shared.progress.inc(i);
+                            }
+                        });
+                    }
+                }
+                Runtime::Barrier(mut worker) => {
+                    let inputs = port.inputs;
+                    let outputs = port.outputs;
+                    let shared = shared.clone();
+                    scope.spawn(move || {
+                        let mut open: Vec<usize> = (0..inputs.len()).collect();
+                        while let Some(item) = recv_any(&inputs, &mut open) {
+                            shared.counters[i].received.fetch_add(1, Ordering::Relaxed);
+                            let source = item.source.clone();
+                            match guarded(|| worker.push(item)) {
+                                Ok(out) => send_all(&outputs, out, &shared, i, terminal),
+                                Err(e) => shared.record(i, &source, e),
+                            }
+                            shared.progress.inc(i);
+                        }
+                        let flushed = match std::panic::catch_unwind(AssertUnwindSafe(|| worker.finish())) {
+                            Ok(v) => v,
+                            Err(_) => vec![Err((
+                                Arc::new(PathBuf::from("<barrier>")),
+                                ItemError::failed("internal error (please report): barrier panicked while flushing"),
+                            ))],
+                        };
+                        for r in flushed {
+                            match r {
+                                Ok(item) => send_all(&outputs, vec![item], &shared, i, terminal),
+                                Err((source, e)) => shared.record(i, &source, e),
+                            }
+                        }
+                    });
+                }
+            }
+        }
+    });
+    shared.progress.finish();
+
+    let stages = (0..n)
+        .map(|i| {
+            let c = &shared.counters[i];
+            (
+                shared.ids[i].clone(),
+                StageCounts {
+                    kind: plan.stages[i].decl.kind.clone(),
+                    received: c.received.load(Ordering::Relaxed),
+                    emitted: c.emitted.load(Ordering::Relaxed),
+                    failed: c.failed.load(Ordering::Relaxed),
+                    quarantined: c.quarantined.load(Ordering::Relaxed),
+                    skipped: c.skipped.load(Ordering::Relaxed),
+                    dropped: c.dropped.load(Ordering::Relaxed),
+                },
+            )
+        })
+        .collect::<std::collections::BTreeMap<_, _>>();
+    let dropped = stages.values().map(|c| c.dropped).sum();
+    let mut problems =
+        std::mem::take(&mut *shared.problems.lock().unwrap_or_else(|p| p.into_inner()));
+    problems.sort_by(|a, b| (&a.input, &a.stage).cmp(&(&b.input, &b.stage)));
+    let mut skipped =
+        std::mem::take(&mut *shared.skipped.lock().unwrap_or_else(|p| p.into_inner()));
+    skipped.sort_by(|a, b| a.input.cmp(&b.input));
+    Ok(RunReport {
+        dcmflow_version: crate::VERSION.to_string(),
+        recipe: RecipeInfo {
+            path: plan.recipe.source.file.clone(),
+            name: plan.recipe.name.clone(),
+            sha256: plan.recipe.sha256.clone(),
+        },
+        params: plan.recipe.report_params(),
+        secret_source: opts.secret_source.clone(),
+        inputs: opts.inputs.clone(),
+        output: opts.output_dir.clone(),
+        started: crate::timefmt::rfc3339(started),
+        finished: crate::timefmt::rfc3339(SystemTime::now()),
+        seconds: clock.elapsed().as_secs_f64(),
+        threads: workers.iter().sum(),
+        cancelled: opts.cancel.load(Ordering::SeqCst),
+        stages,
+        outputs: shared.outputs.load(Ordering::Relaxed),
+        problems,
+        skipped,
+        dropped,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workers_go_to_parallel_stages_and_every_stage_gets_one() {
+        let m = [Mode::Source, Mode::PerItem, Mode::Barrier, Mode::PerItem];
+        assert_eq!(workers_per_stage(&m, 1), vec![1, 1, 1, 1]);
+        assert_eq!(workers_per_stage(&m, 7), vec![2, 2, 1, 2]);
+    }
+}

@@ -1,0 +1,334 @@
+//! The `dcmflow` binary: command-line parsing and nothing else. Recipes are parsed and planned
+//! by `dcmflow-engine`, stage kinds come from `dcmflow-stages`' registry.
+//!
+//! Exit codes: 0 every item done; 1 some items failed or were quarantined; 2 the recipe or the
+//! setup is wrong (nothing was run).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use dcmflow_engine::recipe::Recipe;
+use dcmflow_engine::runtime::{run, RunOptions};
+use dcmflow_engine::{docs, Plan, Secret};
+
+#[derive(Parser)]
+#[command(
+    name = "dcmflow",
+    version,
+    about = "Recipe-driven DICOM de-identification and export"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum GraphFormat {
+    Dot,
+    Mermaid,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ListFormat {
+    Text,
+    Markdown,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check recipes: every problem is reported with file:line:col; exit 2 when any is found.
+    Validate {
+        /// Recipe files.
+        #[arg(required = true)]
+        recipes: Vec<PathBuf>,
+        /// Override a param: --set name=value (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+        sets: Vec<(String, String)>,
+    },
+    /// Print the recipe's stage graph.
+    Graph {
+        /// Recipe file.
+        recipe: PathBuf,
+        /// dot (Graphviz) or mermaid.
+        #[arg(long, value_enum, default_value = "dot")]
+        format: GraphFormat,
+        /// Override a param.
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+        sets: Vec<(String, String)>,
+    },
+    /// List every stage kind with its documented settings.
+    Stages {
+        /// text or markdown (the README's table).
+        #[arg(long, value_enum, default_value = "text")]
+        format: ListFormat,
+    },
+    /// Print the JSON Schema of the recipe format.
+    Schema,
+    /// Run a recipe over inputs.
+    Run {
+        /// Recipe file.
+        recipe: PathBuf,
+        /// Input files, folders, glob patterns or DICOMDIR files (repeatable).
+        #[arg(long = "input", short = 'i', required = true, num_args = 1..)]
+        inputs: Vec<PathBuf>,
+        /// Output folder (created if missing; may not be inside an input).
+        #[arg(long, short = 'o')]
+        output: PathBuf,
+        /// Override a param: --set name=value (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+        sets: Vec<(String, String)>,
+        /// Worker threads in all (default: the number of cores; each stage has at least one).
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Stop at the first failed or quarantined item.
+        #[arg(long)]
+        fail_fast: bool,
+        /// No progress bars or summary.
+        #[arg(long, short = 'q')]
+        quiet: bool,
+        /// Read the project secret from this file (else from DCMFLOW_SECRET).
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+        /// Show what would be done, per stage, without writing anything.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_set(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("expected NAME=VALUE, got \"{s}\""))
+}
+
+fn load_plan(path: &Path, sets: &[(String, String)]) -> Result<Plan, String> {
+    let recipe = Recipe::load(path, sets).map_err(|d| d.to_string())?;
+    Plan::build(recipe, dcmflow_stages::registry()).map_err(|d| d.to_string())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { recipes, sets } => {
+            let mut bad = false;
+            for r in &recipes {
+                match load_plan(r, &sets) {
+                    Ok(p) => println!("{}: ok ({} stages)", r.display(), p.stages.len()),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        bad = true;
+                    }
+                }
+            }
+            if bad {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Command::Graph {
+            recipe,
+            format,
+            sets,
+        } => match load_plan(&recipe, &sets) {
+            Ok(p) => {
+                print!(
+                    "{}",
+                    match format {
+                        GraphFormat::Dot => p.to_dot(),
+                        GraphFormat::Mermaid => p.to_mermaid(),
+                    }
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Stages { format } => {
+            let reg = dcmflow_stages::registry();
+            print!(
+                "{}",
+                match format {
+                    ListFormat::Text => docs::stages_text(reg),
+                    ListFormat::Markdown => docs::stages_markdown(reg),
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Command::Schema => {
+            let s = docs::recipe_schema(dcmflow_stages::registry());
+            println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        Command::Run {
+            recipe,
+            inputs,
+            output,
+            sets,
+            threads,
+            fail_fast,
+            quiet,
+            secret_file,
+            dry_run,
+        } => match run_command(
+            &recipe,
+            inputs,
+            output,
+            &sets,
+            threads,
+            fail_fast,
+            quiet,
+            secret_file,
+            dry_run,
+        ) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("dcmflow: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// Refuse an output folder inside (or equal to) an input folder, and inputs inside the output.
+fn check_folders(inputs: &[PathBuf], output: &Path) -> Result<PathBuf, String> {
+    for i in inputs {
+        if !i.exists() && !i.to_string_lossy().contains(['*', '?', '[']) {
+            return Err(format!("input {} does not exist", i.display()));
+        }
+    }
+    std::fs::create_dir_all(output)
+        .map_err(|e| format!("cannot create the output folder {}: {e}", output.display()))?;
+    let out = std::fs::canonicalize(output)
+        .map_err(|e| format!("output folder {}: {e}", output.display()))?;
+    for i in inputs {
+        let Ok(ci) = std::fs::canonicalize(i) else {
+            continue;
+        };
+        if out.starts_with(&ci) && ci.is_dir() {
+            return Err(format!(
+                "the output folder {} is inside the input folder {}; choose an output folder outside the inputs",
+                output.display(),
+                i.display()
+            ));
+        }
+        if ci.starts_with(&out) {
+            return Err(format!(
+                "the input {} is inside the output folder {}; choose another output folder",
+                i.display(),
+                output.display()
+            ));
+        }
+    }
+    Ok(out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_command(
+    recipe: &Path,
+    inputs: Vec<PathBuf>,
+    output: PathBuf,
+    sets: &[(String, String)],
+    threads: Option<usize>,
+    fail_fast: bool,
+    quiet: bool,
+    secret_file: Option<PathBuf>,
+    dry_run: bool,
+) -> Result<ExitCode, String> {
+    let plan = load_plan(recipe, sets)?;
+    let output_abs = if dry_run {
+        output.clone()
+    } else {
+        check_folders(&inputs, &output)?
+    };
+
+    let mut opts = RunOptions::new(inputs, output_abs.clone());
+    let secret = match (&secret_file, std::env::var_os("DCMFLOW_SECRET")) {
+        (Some(f), _) => Some((Secret::from_file(f).map_err(|e| e.to_string())?, "file")),
+        (None, Some(v)) => Some((
+            Secret::from_bytes(v.to_string_lossy().as_bytes(), "DCMFLOW_SECRET")
+                .map_err(|e| e.to_string())?,
+            "env",
+        )),
+        (None, None) => None,
+    };
+    match secret {
+        Some((s, from)) => {
+            opts.secret = Some(s);
+            opts.secret_source = from.into();
+        }
+        None if plan.needs_secret() => {
+            let ephemeral = matches!(
+                plan.recipe.param("ephemeral_secret"),
+                Some(dcmflow_engine::recipe::ParamValue::Bool(true))
+            );
+            if !ephemeral {
+                return Err("this recipe derives keyed pseudonyms and needs the project secret: set DCMFLOW_SECRET \
+                            or pass --secret-file FILE (or --set ephemeral_secret=true for pseudonyms that match no other run)"
+                    .into());
+            }
+            eprintln!("dcmflow: warning: using a one-run secret; pseudonyms and UIDs will not match any other run");
+            opts.secret = Some(Secret::ephemeral());
+            opts.secret_source = "ephemeral".into();
+        }
+        None => {}
+    }
+    if let Some(t) = threads {
+        opts.threads = t.max(1);
+    }
+    opts.fail_fast = fail_fast;
+    opts.quiet = quiet;
+    opts.dry_run = dry_run;
+
+    let cancel: Arc<AtomicBool> = opts.cancel.clone();
+    let _ = ctrlc::set_handler(move || {
+        if cancel.swap(true, Ordering::SeqCst) {
+            eprintln!("dcmflow: stopping now");
+            std::process::exit(130);
+        }
+        eprintln!(
+            "dcmflow: stopping: finishing the files in progress (Ctrl-C again to stop at once)"
+        );
+    });
+
+    let report = run(&plan, &opts)?;
+    if dry_run {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        let path = report
+            .write_to(&output_abs)
+            .map_err(|e| format!("cannot write run.json: {e}"))?;
+        if !quiet {
+            let failed = report
+                .problems
+                .iter()
+                .filter(|p| p.outcome == "failed")
+                .count();
+            let quarantined = report.problems.len() - failed;
+            eprintln!(
+                "dcmflow: {} written, {} failed, {} quarantined, {} skipped, {} dropped{}; report {}",
+                report.outputs,
+                failed,
+                quarantined,
+                report.stages.values().map(|c| c.skipped).sum::<u64>(),
+                report.dropped,
+                if report.cancelled { " (stopped early)" } else { "" },
+                path.display()
+            );
+        }
+    }
+    Ok(if report.all_ok() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

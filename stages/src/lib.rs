@@ -1,0 +1,55 @@
+//! dcmflow-stages: one file per stage kind (config type + runtime type) and the closed registry
+//! list the engine plans against.
+
+pub mod attr;
+pub mod filter;
+pub mod path_template;
+pub mod read_dicom;
+pub mod write_dicom;
+
+use dcmflow_engine::plan::parse_config;
+use dcmflow_engine::stage::schema_of;
+use dcmflow_engine::{ItemKind, Registry, StageKind};
+
+macro_rules! kind {
+    ($name:literal, $cfg:ty, [$($acc:ident),*] => $emits:ident) => {
+        StageKind {
+            name: $name,
+            parse: parse_config::<$cfg>,
+            schema: schema_of::<$cfg>,
+            accepts: &[$(ItemKind::$acc),*],
+            emits: ItemKind::$emits,
+        }
+    };
+}
+
+/// Every stage kind this build knows, in the order they usually appear in a recipe.
+pub static REGISTRY: Registry = Registry(&[
+    kind!("read_dicom", read_dicom::ReadDicomConfig, [] => Instance),
+    kind!("filter", filter::FilterConfig, [Instance] => Instance),
+    kind!("write_dicom", write_dicom::WriteDicomConfig, [Instance] => Output),
+]);
+
+/// The registry as the engine takes it.
+pub fn registry() -> &'static Registry {
+    &REGISTRY
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_has_a_documented_schema_and_unique_name() {
+        let mut names = std::collections::HashSet::new();
+        for k in REGISTRY.kinds() {
+            assert!(names.insert(k.name), "duplicate {}", k.name);
+            let s = (k.schema)();
+            assert!(
+                !dcmflow_engine::stage::summary_of(&s).is_empty(),
+                "{} has no doc comment",
+                k.name
+            );
+        }
+    }
+}

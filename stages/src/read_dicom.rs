@@ -1,0 +1,493 @@
+//! `read_dicom`, the source stage: enumerates the run's `--input` paths (files, folders walked
+//! recursively, globs, DICOMDIR file-sets) and parses each file into an instance. It recognises
+//! DICOM with and without the 128-byte preamble and file meta group; files that are not DICOM are
+//! counted and skipped, not errors. Pixel data is read only when a later stage needs it.
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use dcmflow_engine::{
+    BuildContext, Instance, Item, ItemError, ItemKind, Mode, Payload, Runtime, SourceWorker,
+    StageConfig,
+};
+use dicom_dictionary_std::tags;
+use dicom_object::file::ReadPreamble;
+use dicom_object::meta::FileMetaTableBuilder;
+use dicom_object::{FileDicomObject, InMemDicomObject, OpenFileOptions};
+use globset::{Glob, GlobSet, GlobSetBuilder};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Read DICOM files from the run's inputs: files, folders (walked recursively), glob patterns
+/// and DICOMDIR file-sets. Files that are not DICOM are counted as skipped, not errors.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReadDicomConfig {
+    /// Walk sub-folders of folder inputs. Default: true.
+    #[serde(default = "yes")]
+    pub recursive: bool,
+    /// Follow symbolic links while walking folders (loops are detected and reported).
+    /// Default: false.
+    #[serde(default)]
+    pub follow_symlinks: bool,
+    /// Glob patterns (relative to a folder input, e.g. `**/*.dcm`); when given, only matching
+    /// files are read. Default: every file.
+    #[serde(default)]
+    pub include: Vec<String>,
+    /// Glob patterns of files to leave out (e.g. `**/.*`). Default: none.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Largest file to read, in MiB; larger files fail with a message instead of filling memory.
+    /// Default: 4096.
+    #[serde(default = "default_max_mib")]
+    pub max_file_mib: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_max_mib() -> u64 {
+    4096
+}
+
+fn globset(patterns: &[String]) -> Result<Option<GlobSet>, String> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for p in patterns {
+        b.add(Glob::new(p).map_err(|e| format!("bad glob \"{p}\": {e}"))?);
+    }
+    b.build().map(Some).map_err(|e| e.to_string())
+}
+
+impl StageConfig for ReadDicomConfig {
+    fn accepts(&self) -> &'static [ItemKind] {
+        &[]
+    }
+    fn emits(&self) -> ItemKind {
+        ItemKind::Instance
+    }
+    fn mode(&self) -> Mode {
+        Mode::Source
+    }
+    fn check(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for set in [&self.include, &self.exclude] {
+            if let Err(e) = globset(set) {
+                out.push(e);
+            }
+        }
+        if self.max_file_mib == 0 {
+            out.push("max_file_mib must be at least 1".into());
+        }
+        out
+    }
+    fn explain(&self) -> String {
+        "DICOM files were read from the input folders (non-DICOM files skipped).".into()
+    }
+    fn build(&self, ctx: &BuildContext) -> Result<Runtime, String> {
+        Ok(Runtime::Source(Arc::new(ReadDicom {
+            cfg: self.clone(),
+            include: globset(&self.include)?,
+            exclude: globset(&self.exclude)?,
+            with_pixels: ctx.pixels_needed_downstream,
+        })))
+    }
+}
+
+/// The runtime of `read_dicom`.
+pub struct ReadDicom {
+    cfg: ReadDicomConfig,
+    include: Option<GlobSet>,
+    exclude: Option<GlobSet>,
+    with_pixels: bool,
+}
+
+fn has_glob_chars(s: &str) -> bool {
+    s.contains(['*', '?', '['])
+}
+
+impl ReadDicom {
+    fn wanted(&self, rel: &Path) -> bool {
+        if let Some(inc) = &self.include {
+            if !inc.is_match(rel) {
+                return false;
+            }
+        }
+        if let Some(exc) = &self.exclude {
+            if exc.is_match(rel) {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn walk(
+        &self,
+        root: &Path,
+        filter: Option<&GlobSet>,
+        found: &mut Vec<PathBuf>,
+        problems: &mut Vec<(PathBuf, ItemError)>,
+    ) {
+        let mut walker = walkdir::WalkDir::new(root)
+            .follow_links(self.cfg.follow_symlinks)
+            .sort_by_file_name();
+        if !self.cfg.recursive {
+            walker = walker.max_depth(1);
+        }
+        for entry in walker {
+            match entry {
+                Ok(e) if e.file_type().is_file() => {
+                    let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+                    if let Some(f) = filter {
+                        if !f.is_match(e.path()) {
+                            continue;
+                        }
+                    }
+                    if self.wanted(rel) {
+                        found.push(e.into_path());
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => {
+                    let path = err
+                        .path()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_else(|| root.to_path_buf());
+                    let what = if err.loop_ancestor().is_some() {
+                        "symbolic link loop; not followed".to_string()
+                    } else {
+                        format!(
+                            "cannot read: {}",
+                            err.io_error()
+                                .map(|e| e.to_string())
+                                .unwrap_or_else(|| err.to_string())
+                        )
+                    };
+                    problems.push((path, ItemError::failed(what)));
+                }
+            }
+        }
+    }
+}
+
+impl SourceWorker for ReadDicom {
+    fn discover(&self, inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, ItemError)>) {
+        let mut found = Vec::new();
+        let mut problems = Vec::new();
+        for input in inputs {
+            let text = input.to_string_lossy();
+            if input.is_dir() {
+                self.walk(input, None, &mut found, &mut problems);
+            } else if input.is_file() {
+                if is_dicomdir_name(input) {
+                    match dicomdir_files(input) {
+                        Ok(files) => found.extend(files),
+                        Err(e) => problems.push((input.clone(), e)),
+                    }
+                } else {
+                    found.push(input.clone());
+                }
+            } else if has_glob_chars(&text) {
+                let base: PathBuf = input
+                    .components()
+                    .take_while(|c| !has_glob_chars(&c.as_os_str().to_string_lossy()))
+                    .collect();
+                let base = if base.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    base
+                };
+                match Glob::new(&text).and_then(|g| GlobSetBuilder::new().add(g).build()) {
+                    Ok(set) => {
+                        let before = found.len();
+                        self.walk(&base, Some(&set), &mut found, &mut problems);
+                        if found.len() == before {
+                            problems.push((
+                                input.clone(),
+                                ItemError::failed("the pattern matches no file"),
+                            ));
+                        }
+                    }
+                    Err(e) => problems.push((
+                        input.clone(),
+                        ItemError::failed(format!("bad glob pattern: {e}")),
+                    )),
+                }
+            } else {
+                problems.push((input.clone(), ItemError::failed("input does not exist")));
+            }
+        }
+        // A file reached twice (overlapping inputs, DICOMDIR + folder) is read once.
+        let mut seen = HashSet::new();
+        found.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
+        (found, problems)
+    }
+
+    fn process(&self, item: Item) -> Result<Vec<Item>, ItemError> {
+        let path = item.source.as_path();
+        let meta =
+            std::fs::metadata(path).map_err(|e| ItemError::context("cannot read the file", &e))?;
+        if meta.len() > self.cfg.max_file_mib * 1024 * 1024 {
+            return Err(ItemError::failed(format!(
+                "file is {} MiB, over the max_file_mib limit of {}",
+                meta.len() / (1024 * 1024),
+                self.cfg.max_file_mib
+            )));
+        }
+        let obj = open_dicom(path, self.with_pixels)?;
+        if obj
+            .meta()
+            .media_storage_sop_class_uid()
+            .trim_end_matches('\0')
+            == "1.2.840.10008.1.3.10"
+        {
+            return Err(ItemError::Skipped(
+                "DICOMDIR index (its referenced files are read on their own)".into(),
+            ));
+        }
+        let instance = Instance::new(obj, self.with_pixels);
+        Ok(vec![item.with(Payload::Instance(Arc::new(instance)))])
+    }
+}
+
+fn is_dicomdir_name(p: &Path) -> bool {
+    p.file_name()
+        .map(|n| n.eq_ignore_ascii_case("DICOMDIR"))
+        .unwrap_or(false)
+}
+
+/// The files a DICOMDIR references (ReferencedFileID of every directory record).
+fn dicomdir_files(path: &Path) -> Result<Vec<PathBuf>, ItemError> {
+    let obj = OpenFileOptions::new()
+        .read_until(tags::PIXEL_DATA)
+        .open_file(path)
+        .map_err(|e| ItemError::context("cannot read the DICOMDIR", &e))?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    if let Some(records) = obj
+        .get(tags::DIRECTORY_RECORD_SEQUENCE)
+        .and_then(|e| e.items())
+    {
+        for rec in records {
+            if let Some(parts) = rec
+                .get(tags::REFERENCED_FILE_ID)
+                .and_then(|e| e.to_multi_str().ok())
+            {
+                let mut p = base.to_path_buf();
+                let mut ok = true;
+                for part in parts.iter() {
+                    let part = part.trim();
+                    // A component may not climb out of the file-set.
+                    if part.is_empty() || part == ".." || part.contains(['/', '\\']) {
+                        ok = false;
+                        break;
+                    }
+                    p.push(part);
+                }
+                if ok && p.is_file() {
+                    out.push(p);
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How a file starts.
+enum Layout {
+    /// 128-byte preamble and "DICM".
+    Preamble,
+    /// "DICM" at offset 0.
+    MagicOnly,
+    /// No magic: looks like a bare data set (explicit or implicit VR little endian, or explicit
+    /// VR big endian).
+    Bare { explicit: bool, big_endian: bool },
+    /// Not DICOM.
+    NotDicom,
+}
+
+fn sniff(head: &[u8]) -> Layout {
+    if head.len() >= 132 && &head[128..132] == b"DICM" {
+        return Layout::Preamble;
+    }
+    if head.len() >= 4 && &head[..4] == b"DICM" {
+        return Layout::MagicOnly;
+    }
+    if head.len() >= 8 {
+        let vr = &head[4..6];
+        let explicit = vr.iter().all(u8::is_ascii_uppercase)
+            && dicom_core::VR::from_binary([vr[0], vr[1]]).is_some();
+        // A bare data set starts with a low even group (0002, 0008, ...), in ascending order.
+        let plausible =
+            |g: u16, e: u16| matches!(g, 0x0002 | 0x0004 | 0x0008 | 0x0010) && e < 0x0100;
+        if plausible(
+            u16::from_le_bytes([head[0], head[1]]),
+            u16::from_le_bytes([head[2], head[3]]),
+        ) {
+            return Layout::Bare {
+                explicit,
+                big_endian: false,
+            };
+        }
+        if explicit
+            && plausible(
+                u16::from_be_bytes([head[0], head[1]]),
+                u16::from_be_bytes([head[2], head[3]]),
+            )
+        {
+            return Layout::Bare {
+                explicit,
+                big_endian: true,
+            };
+        }
+    }
+    Layout::NotDicom
+}
+
+/// Open a DICOM file, with fallbacks for files without a preamble or without a (complete) file
+/// meta group.
+pub fn open_dicom(
+    path: &Path,
+    with_pixels: bool,
+) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
+    let mut head = [0u8; 132];
+    let n = {
+        let mut f = std::fs::File::open(path)
+            .map_err(|e| ItemError::context("cannot open the file", &e))?;
+        let mut n = 0;
+        while n < head.len() {
+            match f.read(&mut head[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) => return Err(ItemError::context("cannot read the file", &e)),
+            }
+        }
+        n
+    };
+    let layout = sniff(&head[..n]);
+    let opts = |pre: ReadPreamble| {
+        let o = OpenFileOptions::new().read_preamble(pre);
+        if with_pixels {
+            o
+        } else {
+            o.read_until(tags::PIXEL_DATA)
+        }
+    };
+    let first_try = match layout {
+        Layout::NotDicom => return Err(ItemError::Skipped("not a DICOM file".into())),
+        Layout::Preamble => opts(ReadPreamble::Always).open_file(path),
+        Layout::MagicOnly => opts(ReadPreamble::Never).open_file(path),
+        Layout::Bare {
+            explicit,
+            big_endian,
+        } => return open_bare(path, explicit, big_endian),
+    };
+    match first_try {
+        Ok(obj) => Ok(obj),
+        Err(first) => {
+            // The file meta group may be broken (e.g. no TransferSyntaxUID): read the data set
+            // after it on its own.
+            let bytes =
+                std::fs::read(path).map_err(|e| ItemError::context("cannot read the file", &e))?;
+            let start = if matches!(layout, Layout::Preamble) {
+                132
+            } else {
+                4
+            };
+            let Some(ds_start) = skip_meta_group(&bytes, start) else {
+                return Err(ItemError::context("not readable as DICOM", &first));
+            };
+            let explicit = bytes.len() >= ds_start + 6
+                && bytes[ds_start + 4..ds_start + 6]
+                    .iter()
+                    .all(u8::is_ascii_uppercase);
+            open_bare_bytes(&bytes[ds_start..], explicit, false)
+                .map_err(|_| ItemError::context("not readable as DICOM", &first))
+        }
+    }
+}
+
+/// Offset of the first element after the file meta group (group 0002, explicit VR LE).
+fn skip_meta_group(bytes: &[u8], mut pos: usize) -> Option<usize> {
+    while pos + 8 <= bytes.len() {
+        let group = u16::from_le_bytes([bytes[pos], bytes[pos + 1]]);
+        if group != 0x0002 {
+            return Some(pos);
+        }
+        let vr = &bytes[pos + 4..pos + 6];
+        let long = matches!(
+            vr,
+            b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV"
+        );
+        let (len, header) = if long {
+            if pos + 12 > bytes.len() {
+                return None;
+            }
+            (
+                u32::from_le_bytes([
+                    bytes[pos + 8],
+                    bytes[pos + 9],
+                    bytes[pos + 10],
+                    bytes[pos + 11],
+                ]) as usize,
+                12,
+            )
+        } else {
+            (
+                u16::from_le_bytes([bytes[pos + 6], bytes[pos + 7]]) as usize,
+                8,
+            )
+        };
+        pos = pos.checked_add(header)?.checked_add(len)?;
+    }
+    None
+}
+
+fn open_bare(
+    path: &Path,
+    explicit: bool,
+    big_endian: bool,
+) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
+    let bytes = std::fs::read(path).map_err(|e| ItemError::context("cannot read the file", &e))?;
+    open_bare_bytes(&bytes, explicit, big_endian)
+}
+
+fn open_bare_bytes(
+    bytes: &[u8],
+    explicit: bool,
+    big_endian: bool,
+) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
+    use dicom_transfer_syntax_registry::entries;
+    let ts = if big_endian {
+        entries::EXPLICIT_VR_BIG_ENDIAN.erased()
+    } else if explicit {
+        entries::EXPLICIT_VR_LITTLE_ENDIAN.erased()
+    } else {
+        entries::IMPLICIT_VR_LITTLE_ENDIAN.erased()
+    };
+    let ds = InMemDicomObject::read_dataset_with_ts(bytes, &ts).map_err(|e| {
+        ItemError::context("no file meta group, and the data set could not be read", &e)
+    })?;
+    let uid = |tag| {
+        ds.get(tag)
+            .and_then(|e| e.to_str().ok())
+            .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+            .filter(|s| !s.is_empty())
+    };
+    let (Some(class), Some(inst)) = (uid(tags::SOP_CLASS_UID), uid(tags::SOP_INSTANCE_UID)) else {
+        return Err(ItemError::failed(
+            "no file meta group and no SOPClassUID/SOPInstanceUID to rebuild it from",
+        ));
+    };
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(class)
+        .media_storage_sop_instance_uid(inst)
+        .transfer_syntax(ts.uid())
+        .build()
+        .map_err(|e| ItemError::context("cannot rebuild the file meta group", &e))?;
+    Ok(ds.with_exact_meta(meta))
+}

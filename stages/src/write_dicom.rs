@@ -1,0 +1,333 @@
+//! `write_dicom`, a sink: writes each instance under the output folder at a path built from its
+//! attributes, atomically (temporary file in the same folder, then rename), never over an input,
+//! with a stated policy for names that already exist.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use dcmflow_engine::{
+    BuildContext, Item, ItemError, ItemKind, ItemWorker, Payload, Runtime, StageConfig,
+};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::path_template::PathTemplate;
+
+/// What to do when the output path is already taken (by an earlier run, or by another item of
+/// this run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IfExists {
+    /// The item fails with a message naming the path; nothing is lost (default).
+    #[default]
+    Error,
+    /// Replace a file left by an earlier run. Two items of one run never replace each other:
+    /// the second fails.
+    Overwrite,
+    /// Keep the existing file and count the item as skipped.
+    Skip,
+    /// Add `~2`, `~3`, ... before the extension.
+    Suffix,
+}
+
+/// Write instances as DICOM files under the output folder. Writes are atomic: a file appears
+/// under its final name only when complete.
+#[derive(Clone, Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteDicomConfig {
+    /// Output path relative to the output folder. `{Keyword}` or `{(gggg,eeee)}` is replaced by
+    /// the attribute's value, sanitised to `[A-Za-z0-9._-]`; `{Keyword|fallback}` gives the text
+    /// used when the attribute is absent. Default:
+    /// `{StudyInstanceUID|no-study}/{SeriesInstanceUID|no-series}/{SOPInstanceUID}.dcm`.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// Policy when the path is taken: error (default), overwrite, skip or suffix.
+    #[serde(default)]
+    pub if_exists: IfExists,
+}
+
+fn default_path() -> String {
+    "{StudyInstanceUID|no-study}/{SeriesInstanceUID|no-series}/{SOPInstanceUID}.dcm".into()
+}
+
+impl StageConfig for WriteDicomConfig {
+    fn accepts(&self) -> &'static [ItemKind] {
+        &[ItemKind::Instance]
+    }
+    fn emits(&self) -> ItemKind {
+        ItemKind::Output
+    }
+    fn needs_pixels(&self) -> bool {
+        true
+    }
+    fn check(&self) -> Vec<String> {
+        PathTemplate::parse(&self.path, &[])
+            .err()
+            .into_iter()
+            .collect()
+    }
+    fn explain(&self) -> String {
+        format!(
+            "Instances were written as DICOM files named `{}`.",
+            self.path
+        )
+    }
+    fn build(&self, ctx: &BuildContext) -> Result<Runtime, String> {
+        let inputs = ctx
+            .inputs
+            .iter()
+            .filter_map(|p| std::fs::canonicalize(p).ok())
+            .collect();
+        Ok(Runtime::PerItem(Arc::new(WriteDicom {
+            template: PathTemplate::parse(&self.path, &[])?,
+            if_exists: self.if_exists,
+            out: Output::new(&ctx.output_dir, inputs, ctx.dry_run)?,
+        })))
+    }
+}
+
+/// The runtime of `write_dicom`.
+pub struct WriteDicom {
+    template: PathTemplate,
+    if_exists: IfExists,
+    out: Output,
+}
+
+impl ItemWorker for WriteDicom {
+    fn process(&self, item: Item) -> Result<Vec<Item>, ItemError> {
+        let inst = item.instance()?;
+        let rel = self
+            .template
+            .render_with_meta(&inst.obj, Some(inst.obj.meta()), &[])
+            .map_err(ItemError::failed)?;
+        let written = self.out.write(&rel, self.if_exists, |w| {
+            inst.obj
+                .write_all(w)
+                .map_err(|e| std::io::Error::other(format!("cannot encode the DICOM file: {e}")))
+        })?;
+        Ok(vec![item.with(Payload::Output(written))])
+    }
+}
+
+/// Safe file output under one folder, shared by every sink: claims names so two items of a run
+/// never write the same path, refuses to touch inputs, writes atomically.
+pub struct Output {
+    root: PathBuf,
+    inputs: Vec<PathBuf>,
+    claimed: Mutex<HashSet<PathBuf>>,
+    counter: AtomicU64,
+    dry_run: bool,
+}
+
+impl Output {
+    /// Output under `root` (which must exist), never at or under any of `inputs` (canonical).
+    pub fn new(root: &Path, inputs: Vec<PathBuf>, dry_run: bool) -> Result<Output, String> {
+        let root = if dry_run {
+            root.to_path_buf()
+        } else {
+            std::fs::canonicalize(root)
+                .map_err(|e| format!("output folder {}: {e}", root.display()))?
+        };
+        Ok(Output {
+            root,
+            inputs,
+            claimed: Mutex::new(HashSet::new()),
+            counter: AtomicU64::new(0),
+            dry_run,
+        })
+    }
+
+    /// The output folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn claim(&self, rel: &Path, policy: IfExists) -> Result<Option<PathBuf>, ItemError> {
+        let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
+        let mut target = self.root.join(rel);
+        let mut n = 1;
+        loop {
+            let taken_now = claimed.contains(&target);
+            let exists = !self.dry_run && target.exists();
+            if !taken_now && !exists {
+                break;
+            }
+            match policy {
+                IfExists::Suffix => {
+                    n += 1;
+                    target = self.root.join(suffixed(rel, n));
+                }
+                IfExists::Overwrite if !taken_now => break,
+                IfExists::Skip if !taken_now => return Ok(None),
+                _ if taken_now => {
+                    return Err(ItemError::failed(format!(
+                        "output path {} is already written by another input of this run (set if_exists: suffix to keep both)",
+                        rel.display()
+                    )))
+                }
+                _ => {
+                    return Err(ItemError::failed(format!(
+                        "output path {} already exists (if_exists: error); choose another output folder or set if_exists",
+                        rel.display()
+                    )))
+                }
+            }
+        }
+        if self.inputs.iter().any(|i| target.starts_with(i)) {
+            return Err(ItemError::failed(format!(
+                "output path {} would be inside an input; refusing to write",
+                rel.display()
+            )));
+        }
+        claimed.insert(target.clone());
+        Ok(Some(target))
+    }
+
+    /// Write a file at `rel` with `fill`, atomically. Returns the final path (for a skipped
+    /// item, an error of kind Skipped).
+    pub fn write(
+        &self,
+        rel: &Path,
+        policy: IfExists,
+        fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
+    ) -> Result<PathBuf, ItemError> {
+        let Some(target) = self.claim(rel, policy)? else {
+            return Err(ItemError::Skipped(format!(
+                "{} exists (if_exists: skip)",
+                rel.display()
+            )));
+        };
+        if self.dry_run {
+            return Ok(target);
+        }
+        let dir = target.parent().unwrap_or(&self.root);
+        std::fs::create_dir_all(dir)
+            .map_err(|e| ItemError::context(format!("cannot create {}", dir.display()), &e))?;
+        let tmp = dir.join(format!(
+            ".{}.{}-{}.dcmflow-tmp",
+            target
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default(),
+            std::process::id(),
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        ));
+        let result = (|| {
+            let f = std::fs::File::create(&tmp)?;
+            let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
+            fill(&mut w)?;
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            drop(f);
+            std::fs::rename(&tmp, &target)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(&tmp);
+            self.claimed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&target);
+            return Err(ItemError::context(
+                format!("cannot write {}", rel.display()),
+                &e,
+            ));
+        }
+        Ok(target)
+    }
+}
+
+fn suffixed(rel: &Path, n: u32) -> PathBuf {
+    let stem = rel
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match rel.extension() {
+        Some(ext) => format!("{stem}~{n}.{}", ext.to_string_lossy()),
+        None => format!("{stem}~{n}"),
+    };
+    rel.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_taken_in_one_run_follow_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Output::new(dir.path(), vec![], false).unwrap();
+        let rel = Path::new("a/b.dcm");
+        let p1 = out
+            .write(rel, IfExists::Error, |w| {
+                std::io::Write::write_all(w, b"one")
+            })
+            .unwrap();
+        assert_eq!(std::fs::read(&p1).unwrap(), b"one");
+        let e = out
+            .write(rel, IfExists::Overwrite, |w| {
+                std::io::Write::write_all(w, b"two")
+            })
+            .unwrap_err();
+        assert!(
+            e.reason().contains("already written by another input"),
+            "{e}"
+        );
+        let p2 = out
+            .write(rel, IfExists::Suffix, |w| {
+                std::io::Write::write_all(w, b"two")
+            })
+            .unwrap();
+        assert!(p2.ends_with("a/b~2.dcm"));
+        assert_eq!(std::fs::read(&p1).unwrap(), b"one", "nothing lost");
+    }
+
+    #[test]
+    fn files_from_an_earlier_run_follow_the_policy() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.dcm"), b"old").unwrap();
+        let out = Output::new(dir.path(), vec![], false).unwrap();
+        assert!(out
+            .write(Path::new("x.dcm"), IfExists::Error, |_| Ok(()))
+            .is_err());
+        assert!(matches!(
+            out.write(Path::new("x.dcm"), IfExists::Skip, |_| Ok(())),
+            Err(ItemError::Skipped(_))
+        ));
+        let out = Output::new(dir.path(), vec![], false).unwrap();
+        out.write(Path::new("x.dcm"), IfExists::Overwrite, |w| {
+            std::io::Write::write_all(w, b"new")
+        })
+        .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("x.dcm")).unwrap(), b"new");
+    }
+
+    #[test]
+    fn a_failed_write_leaves_neither_partial_nor_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Output::new(dir.path(), vec![], false).unwrap();
+        let e = out
+            .write(Path::new("s/f.dcm"), IfExists::Error, |w| {
+                std::io::Write::write_all(w, b"half")?;
+                Err(std::io::Error::other("disk full"))
+            })
+            .unwrap_err();
+        assert!(e.reason().contains("disk full"));
+        let left: Vec<_> = walkdir::WalkDir::new(dir.path())
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+
+    #[test]
+    fn never_writes_inside_an_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = std::fs::canonicalize(dir.path()).unwrap();
+        let out = Output::new(dir.path(), vec![root.join("in")], false).unwrap();
+        assert!(out
+            .write(Path::new("in/x.dcm"), IfExists::Error, |_| Ok(()))
+            .is_err());
+    }
+}
