@@ -44,8 +44,7 @@ impl Diagnostics {
 
     /// Sort by position so messages read top to bottom.
     pub fn sort(&mut self) {
-        self.0
-            .sort_by(|a, b| (a.line, a.column).cmp(&(b.line, b.column)));
+        self.0.sort_by_key(|d| (d.line, d.column));
         self.0.dedup();
     }
 }
@@ -94,7 +93,7 @@ pub fn humanize_serde_message(msg: &str) -> String {
                 .or_else(|| tail.strip_prefix("expected"))
                 .unwrap_or("");
             let expected: Vec<&str> = tail
-                .split(|c| c == ',')
+                .split(',')
                 .flat_map(|p| p.split(" or "))
                 .map(|p| p.trim().trim_matches('`'))
                 .filter(|p| !p.is_empty())

@@ -315,7 +315,10 @@ impl Recipe {
             raw,
         };
         let mut diags = Vec::new();
-        let top: TopDoc = match serde_saphyr::from_str(&source.raw) {
+        // `${name}` is not valid inside YAML flow collections, so read the envelope with neutral
+        // placeholders (same lines, same names) before the params are known.
+        let placeholders = regex_free_placeholders(&source.raw);
+        let top: TopDoc = match serde_saphyr::from_str(&placeholders) {
             Ok(t) => t,
             Err(e) => return Err(Diagnostics(vec![source.diag_from_yaml(&e, None)])),
         };
@@ -426,6 +429,29 @@ impl Recipe {
             })
             .collect()
     }
+}
+
+/// `${name}` replaced by `__param_name__` everywhere (a plain YAML scalar in any context).
+fn regex_free_placeholders(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    let mut rest = raw;
+    while let Some(start) = rest.find("${") {
+        let Some(end_rel) = rest[start..].find('}') else {
+            break;
+        };
+        let name = &rest[start + 2..start + end_rel];
+        out.push_str(&rest[..start]);
+        if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            out.push_str("__param_");
+            out.push_str(name);
+            out.push_str("__");
+        } else {
+            out.push_str(&rest[start..=start + end_rel]);
+        }
+        rest = &rest[start + end_rel + 1..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Lower-case hex of bytes.

@@ -85,6 +85,8 @@ pub struct RunReport {
     pub skipped: Vec<ItemProblem>,
     /// Items a filter dropped.
     pub dropped: u64,
+    /// Per-stage summaries (e.g. how often each tag was removed), counts only.
+    pub summaries: BTreeMap<String, serde_json::Value>,
 }
 
 impl RunReport {

@@ -275,6 +275,14 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
     }
 
     let modes: Vec<Mode> = plan.stages.iter().map(|s| s.config.mode()).collect();
+    let per_item: Vec<(usize, Arc<dyn crate::stage::ItemWorker>)> = runtimes
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| match r {
+            Some(Runtime::PerItem(w)) => Some((i, w.clone())),
+            _ => None,
+        })
+        .collect();
     let workers = workers_per_stage(&modes, opts.threads.max(1));
 
     std::thread::scope(|scope| {
@@ -400,6 +408,10 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         })
         .collect::<std::collections::BTreeMap<_, _>>();
     let dropped = stages.values().map(|c| c.dropped).sum();
+    let summaries = per_item
+        .iter()
+        .filter_map(|(i, w)| w.summary().map(|s| (shared.ids[*i].clone(), s)))
+        .collect();
     let mut problems =
         std::mem::take(&mut *shared.problems.lock().unwrap_or_else(|p| p.into_inner()));
     problems.sort_by(|a, b| (&a.input, &a.stage).cmp(&(&b.input, &b.stage)));
@@ -427,6 +439,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         problems,
         skipped,
         dropped,
+        summaries,
     })
 }
 

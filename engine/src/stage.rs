@@ -131,6 +131,10 @@ pub trait SourceWorker: Send + Sync {
 pub trait ItemWorker: Send + Sync {
     /// Process one item into zero or more items.
     fn process(&self, item: Item) -> Result<Vec<Item>, ItemError>;
+    /// After the run: a summary for run.json (counts only, never values).
+    fn summary(&self) -> Option<serde_json::Value> {
+        None
+    }
 }
 
 /// A barrier worker: sees the whole stream on one thread.

@@ -43,6 +43,16 @@ pub fn values_of(obj: &InMemDicomObject, tag: Tag) -> Option<Vec<String>> {
     if matches!(e.value(), dicom_core::value::Value::Sequence(_)) {
         return None;
     }
+    // Values stored as UN/OB (unknown VR) are bytes: read them as text when they are printable.
+    if matches!(e.vr(), dicom_core::VR::UN | dicom_core::VR::OB) {
+        let bytes = e.to_bytes().ok()?;
+        let text = std::str::from_utf8(&bytes).ok()?;
+        let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
+        if !text.chars().all(|c| !c.is_control()) {
+            return None;
+        }
+        return Some(text.split('\\').map(|s| s.trim().to_string()).collect());
+    }
     let multi = e.to_multi_str().ok()?;
     Some(
         multi

@@ -2,6 +2,7 @@
 //! list the engine plans against.
 
 pub mod attr;
+pub mod deidentify;
 pub mod filter;
 pub mod path_template;
 pub mod read_dicom;
@@ -27,6 +28,7 @@ macro_rules! kind {
 pub static REGISTRY: Registry = Registry(&[
     kind!("read_dicom", read_dicom::ReadDicomConfig, [] => Instance),
     kind!("filter", filter::FilterConfig, [Instance] => Instance),
+    kind!("deidentify", deidentify::stage::DeidentifyConfig, [Instance] => Instance),
     kind!("write_dicom", write_dicom::WriteDicomConfig, [Instance] => Output),
 ]);
 

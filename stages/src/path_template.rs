@@ -111,7 +111,7 @@ impl PathTemplate {
                         .filter(|v| !v.trim().is_empty())
                         .or_else(|| meta.and_then(|m| meta_value(m, *tag)));
                     match (v, fallback) {
-                        (Some(v), _) => s.push_str(&sanitize(&v)),
+                        (Some(v), _) => s.push_str(&sanitize_value(&v)),
                         (None, Some(f)) => s.push_str(&sanitize(f)),
                         (None, None) => {
                             return Err(format!(
@@ -154,6 +154,23 @@ fn meta_value(meta: &dicom_object::FileMetaTable, tag: dicom_core::Tag) -> Optio
     (!v.is_empty()).then(|| v.to_string())
 }
 
+/// An attribute value inside a path: sanitised and at most 64 bytes (the longest UID).
+fn sanitize_value(v: &str) -> String {
+    let mut s = sanitize(v);
+    truncate_at(&mut s, 64);
+    s
+}
+
+fn truncate_at(s: &mut String, max: usize) {
+    if s.len() > max {
+        let mut cut = max;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+    }
+}
+
 const RESERVED: &[&str] = &[
     "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
     "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
@@ -190,11 +207,14 @@ pub fn sanitize(v: &str) -> String {
         s.insert(0, '_');
     }
     if s.len() > 120 {
-        let mut cut = 120;
-        while !s.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        s.truncate(cut);
+        // Keep a short extension (".dcm", ".png") when cutting.
+        let ext = s
+            .rfind('.')
+            .map(|i| s[i..].to_string())
+            .filter(|e| e.len() <= 8)
+            .unwrap_or_default();
+        truncate_at(&mut s, 120 - ext.len());
+        s.push_str(&ext);
     }
     if s.is_empty() {
         s.push('_');

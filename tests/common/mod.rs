@@ -1,0 +1,175 @@
+//! Shared helpers for the end-to-end tests: the binary, the shared corpus, small DICOM fixtures
+//! built in code.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::{tags, uids};
+use dicom_object::meta::FileMetaTableBuilder;
+use dicom_object::InMemDicomObject;
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shared corpus, when present. Under CI its absence is an error, not a skip.
+pub fn corpus() -> Option<PathBuf> {
+    let p = root().join("../shared/corpus");
+    if p.join("MANIFEST.csv").is_file() {
+        return Some(p);
+    }
+    if std::env::var_os("CI").is_some() {
+        panic!("../shared/corpus is missing under CI");
+    }
+    eprintln!("skipping: ../shared/corpus not found");
+    None
+}
+
+/// Run the dcmflow binary.
+pub fn dcmflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dcmflow"))
+        .args(args)
+        .current_dir(root())
+        .env_remove("DCMFLOW_SECRET")
+        .output()
+        .expect("run dcmflow")
+}
+
+/// Text of stdout + stderr.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A small CT-like instance (8x8, 16-bit) with the given identifiers.
+pub fn small_ct(patient: &str, study: &str, series: &str, sop: &str, number: i32) -> Vec<u8> {
+    let mut o = InMemDicomObject::new_empty();
+    let s = |o: &mut InMemDicomObject, t, vr, v: &str| {
+        o.put(DataElement::new(t, vr, PrimitiveValue::from(v)));
+    };
+    s(&mut o, tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE);
+    s(&mut o, tags::SOP_INSTANCE_UID, VR::UI, sop);
+    s(&mut o, tags::STUDY_INSTANCE_UID, VR::UI, study);
+    s(&mut o, tags::SERIES_INSTANCE_UID, VR::UI, series);
+    s(
+        &mut o,
+        tags::PATIENT_NAME,
+        VR::PN,
+        &format!("{patient}^Test"),
+    );
+    s(&mut o, tags::PATIENT_ID, VR::LO, patient);
+    s(&mut o, tags::MODALITY, VR::CS, "CT");
+    s(&mut o, tags::INSTANCE_NUMBER, VR::IS, &number.to_string());
+    o.put(DataElement::new(
+        tags::ROWS,
+        VR::US,
+        PrimitiveValue::from(8u16),
+    ));
+    o.put(DataElement::new(
+        tags::COLUMNS,
+        VR::US,
+        PrimitiveValue::from(8u16),
+    ));
+    o.put(DataElement::new(
+        tags::SAMPLES_PER_PIXEL,
+        VR::US,
+        PrimitiveValue::from(1u16),
+    ));
+    s(
+        &mut o,
+        tags::PHOTOMETRIC_INTERPRETATION,
+        VR::CS,
+        "MONOCHROME2",
+    );
+    o.put(DataElement::new(
+        tags::BITS_ALLOCATED,
+        VR::US,
+        PrimitiveValue::from(16u16),
+    ));
+    o.put(DataElement::new(
+        tags::BITS_STORED,
+        VR::US,
+        PrimitiveValue::from(12u16),
+    ));
+    o.put(DataElement::new(
+        tags::HIGH_BIT,
+        VR::US,
+        PrimitiveValue::from(11u16),
+    ));
+    o.put(DataElement::new(
+        tags::PIXEL_REPRESENTATION,
+        VR::US,
+        PrimitiveValue::from(0u16),
+    ));
+    let px: Vec<u16> = (0..64).map(|i| (i * 37 + number as u16) % 4096).collect();
+    o.put(DataElement::new(
+        tags::PIXEL_DATA,
+        VR::OW,
+        PrimitiveValue::U16(px.into()),
+    ));
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(uids::CT_IMAGE_STORAGE)
+        .media_storage_sop_instance_uid(sop)
+        .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+        .build()
+        .unwrap();
+    let file = o.with_exact_meta(meta);
+    let mut buf = Vec::new();
+    file.write_all(&mut buf).unwrap();
+    buf
+}
+
+/// Write `n` small instances (one series) into `dir`, in nested folders of 1,000.
+pub fn make_files(dir: &Path, n: usize) {
+    for i in 0..n {
+        let sub = dir.join(format!("d{:03}", i / 1000));
+        std::fs::create_dir_all(&sub).unwrap();
+        let bytes = small_ct(
+            "P1",
+            "1.2.826.0.1.3680043.10.1",
+            "1.2.826.0.1.3680043.10.1.1",
+            &format!("1.2.826.0.1.3680043.10.1.1.{i}"),
+            i as i32,
+        );
+        std::fs::write(sub.join(format!("f{i:05}.dcm")), bytes).unwrap();
+    }
+}
+
+/// Every regular file below a folder.
+pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// SHA-256 of every file below a folder, by relative path.
+pub fn checksums(dir: &Path) -> Vec<(PathBuf, String)> {
+    use sha2::{Digest, Sha256};
+    files_below(dir)
+        .into_iter()
+        .map(|p| {
+            let d = Sha256::digest(std::fs::read(&p).unwrap());
+            (p.strip_prefix(dir).unwrap().to_path_buf(), format!("{d:x}"))
+        })
+        .collect()
+}
