@@ -295,28 +295,28 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
             let nworkers = workers[i];
             match rt {
                 Runtime::Source(src) => {
-                    let (found, problems) = src.discover(&inputs_given);
-                    shared.counters[i]
-                        .received
-                        .fetch_add((found.len() + problems.len()) as u64, Ordering::Relaxed);
-                    shared
-                        .progress
-                        .set_total(i, (found.len() + problems.len()) as u64);
-                    for (path, err) in problems {
-                        shared.record(i, &path, err);
-                        shared.progress.inc(i);
-                    }
+                    shared.progress.set_total(i, src.count(&inputs_given));
                     let (feed_tx, feed_rx) = bounded::<Item>(opts.channel_capacity.max(1));
                     let feed_cancel = cancel.clone();
+                    let feeder_src = src.clone();
+                    let feeder_shared = shared.clone();
                     scope.spawn(move || {
-                        for path in found {
+                        feeder_src.discover(&inputs_given, &mut |found| {
                             if feed_cancel.load(Ordering::SeqCst) {
-                                break;
+                                return false;
                             }
-                            if feed_tx.send(Item::file(path)).is_err() {
-                                break;
+                            feeder_shared.counters[i]
+                                .received
+                                .fetch_add(1, Ordering::Relaxed);
+                            match found {
+                                Ok(path) => feed_tx.send(Item::file(path)).is_ok(),
+                                Err((path, err)) => {
+                                    feeder_shared.record(i, &path, err);
+                                    feeder_shared.progress.inc(i);
+                                    true
+                                }
                             }
-                        }
+                        });
                     });
                     for _ in 0..nworkers {
                         let src = src.clone();

@@ -118,11 +118,19 @@ impl BuildContext {
     }
 }
 
-/// A source: enumerates the inputs, then turns each into items (in parallel).
+/// A source: enumerates the inputs, then turns each into items (in parallel). Enumeration
+/// streams, so memory does not grow with the number of inputs; `count` runs first so progress
+/// can show a total.
 pub trait SourceWorker: Send + Sync {
-    /// List the units of work for the given inputs (paths, folders, globs). Problems with one
-    /// input are returned alongside, so the rest of the run goes on.
-    fn discover(&self, inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, ItemError)>);
+    /// How many units `discover` will yield (for progress; may walk the inputs once).
+    fn count(&self, inputs: &[PathBuf]) -> u64;
+    /// Yield each unit of work (or a problem with one input, so the rest of the run goes on).
+    /// Stop early when `yield_one` returns false.
+    fn discover(
+        &self,
+        inputs: &[PathBuf],
+        yield_one: &mut dyn FnMut(Result<PathBuf, (PathBuf, ItemError)>) -> bool,
+    );
     /// Turn one discovered path into zero or more items.
     fn process(&self, item: Item) -> Result<Vec<Item>, ItemError>;
 }

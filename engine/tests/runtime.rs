@@ -32,13 +32,19 @@ struct NumbersRt {
     track: bool,
 }
 impl SourceWorker for NumbersRt {
-    fn discover(&self, _inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, ItemError)>) {
-        (
-            (0..self.count)
-                .map(|i| PathBuf::from(format!("{i}")))
-                .collect(),
-            vec![],
-        )
+    fn count(&self, _inputs: &[PathBuf]) -> u64 {
+        self.count as u64
+    }
+    fn discover(
+        &self,
+        _inputs: &[PathBuf],
+        yield_one: &mut dyn FnMut(Result<PathBuf, (PathBuf, ItemError)>) -> bool,
+    ) {
+        for i in 0..self.count {
+            if !yield_one(Ok(PathBuf::from(format!("{i}")))) {
+                break;
+            }
+        }
     }
     fn process(&self, item: Item) -> Result<Vec<Item>, ItemError> {
         if self.track {

@@ -110,6 +110,9 @@ fn has_glob_chars(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
 
+/// What the walk found: a file to read, or a problem with one input.
+type Found = Result<PathBuf, (PathBuf, ItemError)>;
+
 impl ReadDicom {
     fn wanted(&self, rel: &Path) -> bool {
         if let Some(inc) = &self.include {
@@ -125,13 +128,13 @@ impl ReadDicom {
         true
     }
 
+    /// Walk one folder in file-name order; `f` returns false to stop.
     fn walk(
         &self,
         root: &Path,
         filter: Option<&GlobSet>,
-        found: &mut Vec<PathBuf>,
-        problems: &mut Vec<(PathBuf, ItemError)>,
-    ) {
+        f: &mut dyn FnMut(Found) -> bool,
+    ) -> bool {
         let mut walker = walkdir::WalkDir::new(root)
             .follow_links(self.cfg.follow_symlinks)
             .sort_by_file_name();
@@ -139,19 +142,17 @@ impl ReadDicom {
             walker = walker.max_depth(1);
         }
         for entry in walker {
-            match entry {
+            let go_on = match entry {
                 Ok(e) if e.file_type().is_file() => {
                     let rel = e.path().strip_prefix(root).unwrap_or(e.path());
-                    if let Some(f) = filter {
-                        if !f.is_match(e.path()) {
-                            continue;
-                        }
-                    }
-                    if self.wanted(rel) {
-                        found.push(e.into_path());
+                    let matched = filter.is_none_or(|g| g.is_match(e.path()));
+                    if matched && self.wanted(rel) {
+                        f(Ok(e.into_path()))
+                    } else {
+                        true
                     }
                 }
-                Ok(_) => {}
+                Ok(_) => true,
                 Err(err) => {
                     let path = err
                         .path()
@@ -167,29 +168,30 @@ impl ReadDicom {
                                 .unwrap_or_else(|| err.to_string())
                         )
                     };
-                    problems.push((path, ItemError::failed(what)));
+                    f(Err((path, ItemError::failed(what))))
                 }
+            };
+            if !go_on {
+                return false;
             }
         }
+        true
     }
-}
 
-impl SourceWorker for ReadDicom {
-    fn discover(&self, inputs: &[PathBuf]) -> (Vec<PathBuf>, Vec<(PathBuf, ItemError)>) {
-        let mut found = Vec::new();
-        let mut problems = Vec::new();
+    /// Visit every unit of work of the inputs, in a stable order.
+    fn visit(&self, inputs: &[PathBuf], f: &mut dyn FnMut(Found) -> bool) {
         for input in inputs {
             let text = input.to_string_lossy();
-            if input.is_dir() {
-                self.walk(input, None, &mut found, &mut problems);
+            let go_on = if input.is_dir() {
+                self.walk(input, None, f)
             } else if input.is_file() {
                 if is_dicomdir_name(input) {
                     match dicomdir_files(input) {
-                        Ok(files) => found.extend(files),
-                        Err(e) => problems.push((input.clone(), e)),
+                        Ok(files) => files.into_iter().all(|p| f(Ok(p))),
+                        Err(e) => f(Err((input.clone(), e))),
                     }
                 } else {
-                    found.push(input.clone());
+                    f(Ok(input.clone()))
                 }
             } else if has_glob_chars(&text) {
                 let base: PathBuf = input
@@ -203,28 +205,73 @@ impl SourceWorker for ReadDicom {
                 };
                 match Glob::new(&text).and_then(|g| GlobSetBuilder::new().add(g).build()) {
                     Ok(set) => {
-                        let before = found.len();
-                        self.walk(&base, Some(&set), &mut found, &mut problems);
-                        if found.len() == before {
-                            problems.push((
+                        let mut any = false;
+                        let go = self.walk(&base, Some(&set), &mut |x| {
+                            any |= x.is_ok();
+                            f(x)
+                        });
+                        if go && !any {
+                            f(Err((
                                 input.clone(),
                                 ItemError::failed("the pattern matches no file"),
-                            ));
+                            )))
+                        } else {
+                            go
                         }
                     }
-                    Err(e) => problems.push((
+                    Err(e) => f(Err((
                         input.clone(),
                         ItemError::failed(format!("bad glob pattern: {e}")),
-                    )),
+                    ))),
                 }
             } else {
-                problems.push((input.clone(), ItemError::failed("input does not exist")));
+                f(Err((
+                    input.clone(),
+                    ItemError::failed("input does not exist"),
+                )))
+            };
+            if !go_on {
+                return;
             }
         }
-        // A file reached twice (overlapping inputs, DICOMDIR + folder) is read once.
-        let mut seen = HashSet::new();
-        found.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
-        (found, problems)
+    }
+
+    /// Visit with duplicates removed when inputs can overlap (several inputs, or a DICOMDIR
+    /// next to its files). A single folder cannot yield a file twice, so then nothing is kept.
+    fn visit_unique(&self, inputs: &[PathBuf], f: &mut dyn FnMut(Found) -> bool) {
+        if inputs.len() == 1 && !is_dicomdir_name(&inputs[0]) {
+            return self.visit(inputs, f);
+        }
+        use std::hash::{Hash, Hasher};
+        let mut seen: HashSet<u64> = HashSet::new();
+        self.visit(inputs, &mut |x| match x {
+            Ok(p) => {
+                let canon = std::fs::canonicalize(&p).unwrap_or_else(|_| p.clone());
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                canon.hash(&mut h);
+                if seen.insert(h.finish()) {
+                    f(Ok(p))
+                } else {
+                    true
+                }
+            }
+            Err(e) => f(Err(e)),
+        })
+    }
+}
+
+impl SourceWorker for ReadDicom {
+    fn count(&self, inputs: &[PathBuf]) -> u64 {
+        let mut n = 0;
+        self.visit_unique(inputs, &mut |_| {
+            n += 1;
+            true
+        });
+        n
+    }
+
+    fn discover(&self, inputs: &[PathBuf], yield_one: &mut dyn FnMut(Found) -> bool) {
+        self.visit_unique(inputs, yield_one)
     }
 
     fn process(&self, item: Item) -> Result<Vec<Item>, ItemError> {

@@ -111,14 +111,23 @@ impl ItemWorker for WriteDicom {
     }
 }
 
-/// Safe file output under one folder, shared by every sink: claims names so two items of a run
-/// never write the same path, refuses to touch inputs, writes atomically.
+/// Safe file output under one folder, shared by every sink: writes atomically (a temporary
+/// file in the target folder, then a link or rename to the final name), never over an input,
+/// and never lets two items of one run replace each other. It keeps no per-file state except,
+/// under `overwrite`, an 8-byte hash per path written, so memory stays flat.
 pub struct Output {
     root: PathBuf,
     inputs: Vec<PathBuf>,
-    claimed: Mutex<HashSet<PathBuf>>,
+    written_hashes: Mutex<HashSet<u64>>,
     counter: AtomicU64,
     dry_run: bool,
+}
+
+fn path_hash(p: &Path) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    p.hash(&mut h);
+    h.finish()
 }
 
 impl Output {
@@ -133,7 +142,7 @@ impl Output {
         Ok(Output {
             root,
             inputs,
-            claimed: Mutex::new(HashSet::new()),
+            written_hashes: Mutex::new(HashSet::new()),
             counter: AtomicU64::new(0),
             dry_run,
         })
@@ -144,61 +153,21 @@ impl Output {
         &self.root
     }
 
-    fn claim(&self, rel: &Path, policy: IfExists) -> Result<Option<PathBuf>, ItemError> {
-        let mut claimed = self.claimed.lock().unwrap_or_else(|p| p.into_inner());
-        let mut target = self.root.join(rel);
-        let mut n = 1;
-        loop {
-            let taken_now = claimed.contains(&target);
-            let exists = !self.dry_run && target.exists();
-            if !taken_now && !exists {
-                break;
-            }
-            match policy {
-                IfExists::Suffix => {
-                    n += 1;
-                    target = self.root.join(suffixed(rel, n));
-                }
-                IfExists::Overwrite if !taken_now => break,
-                IfExists::Skip if !taken_now => return Ok(None),
-                _ if taken_now => {
-                    return Err(ItemError::failed(format!(
-                        "output path {} is already written by another input of this run (set if_exists: suffix to keep both)",
-                        rel.display()
-                    )))
-                }
-                _ => {
-                    return Err(ItemError::failed(format!(
-                        "output path {} already exists (if_exists: error); choose another output folder or set if_exists",
-                        rel.display()
-                    )))
-                }
-            }
-        }
-        if self.inputs.iter().any(|i| target.starts_with(i)) {
-            return Err(ItemError::failed(format!(
-                "output path {} would be inside an input; refusing to write",
-                rel.display()
-            )));
-        }
-        claimed.insert(target.clone());
-        Ok(Some(target))
-    }
-
-    /// Write a file at `rel` with `fill`, atomically. Returns the final path (for a skipped
-    /// item, an error of kind Skipped).
+    /// Write a file at `rel` with `fill`, atomically, following `policy` when the name is taken.
+    /// Returns the final path; a skipped item is an error of kind Skipped.
     pub fn write(
         &self,
         rel: &Path,
         policy: IfExists,
         fill: impl FnOnce(&mut std::io::BufWriter<std::fs::File>) -> std::io::Result<()>,
     ) -> Result<PathBuf, ItemError> {
-        let Some(target) = self.claim(rel, policy)? else {
-            return Err(ItemError::Skipped(format!(
-                "{} exists (if_exists: skip)",
+        let target = self.root.join(rel);
+        if self.inputs.iter().any(|i| target.starts_with(i)) {
+            return Err(ItemError::failed(format!(
+                "output path {} would be inside an input; refusing to write",
                 rel.display()
             )));
-        };
+        }
         if self.dry_run {
             return Ok(target);
         }
@@ -214,26 +183,86 @@ impl Output {
             std::process::id(),
             self.counter.fetch_add(1, Ordering::Relaxed)
         ));
-        let result = (|| {
+        let filled = (|| {
             let f = std::fs::File::create(&tmp)?;
-            let mut w = std::io::BufWriter::with_capacity(256 * 1024, f);
+            let mut w = std::io::BufWriter::with_capacity(64 * 1024, f);
             fill(&mut w)?;
-            let f = w.into_inner().map_err(|e| e.into_error())?;
-            drop(f);
-            std::fs::rename(&tmp, &target)
+            w.into_inner().map_err(|e| e.into_error())?;
+            Ok::<(), std::io::Error>(())
         })();
-        if let Err(e) = result {
+        if let Err(e) = filled {
             let _ = std::fs::remove_file(&tmp);
-            self.claimed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(&target);
             return Err(ItemError::context(
                 format!("cannot write {}", rel.display()),
                 &e,
             ));
         }
-        Ok(target)
+        let placed = self.place(&tmp, rel, policy);
+        let _ = std::fs::remove_file(&tmp);
+        placed
+    }
+
+    /// Give the complete temporary file its final name.
+    fn place(&self, tmp: &Path, rel: &Path, policy: IfExists) -> Result<PathBuf, ItemError> {
+        if policy == IfExists::Overwrite {
+            let target = self.root.join(rel);
+            let fresh = self
+                .written_hashes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(path_hash(&target));
+            if !fresh {
+                return Err(ItemError::failed(format!(
+                    "output path {} is already written by another input of this run (set if_exists: suffix to keep both)",
+                    rel.display()
+                )));
+            }
+            return std::fs::rename(tmp, &target)
+                .map(|_| target)
+                .map_err(|e| ItemError::context(format!("cannot write {}", rel.display()), &e));
+        }
+        let mut n = 1;
+        loop {
+            let name = if n == 1 {
+                rel.to_path_buf()
+            } else {
+                suffixed(rel, n)
+            };
+            let target = self.root.join(&name);
+            // A hard link fails when the name exists, so claiming a name is atomic.
+            match link_no_replace(tmp, &target) {
+                Ok(()) => return Ok(target),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match policy {
+                    IfExists::Suffix => n += 1,
+                    IfExists::Skip => {
+                        return Err(ItemError::Skipped(format!("{} exists (if_exists: skip)", rel.display())))
+                    }
+                    _ => {
+                        return Err(ItemError::failed(format!(
+                            "output path {} already exists, written by another input of this run or an earlier run \
+                             (if_exists: error); set if_exists: suffix to keep both",
+                            rel.display()
+                        )))
+                    }
+                },
+                Err(e) => return Err(ItemError::context(format!("cannot write {}", rel.display()), &e)),
+            }
+        }
+    }
+}
+
+/// Link `tmp` to `target` unless `target` exists. Where the file system has no hard links, fall
+/// back to a check and a rename (not atomic against another writer, still never partial).
+fn link_no_replace(tmp: &Path, target: &Path) -> std::io::Result<()> {
+    match std::fs::hard_link(tmp, target) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(e),
+        Err(_) => {
+            if target.exists() {
+                return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
+            }
+            std::fs::copy(tmp, target).map(|_| ())
+        }
     }
 }
 
@@ -265,6 +294,30 @@ mod tests {
             .unwrap();
         assert_eq!(std::fs::read(&p1).unwrap(), b"one");
         let e = out
+            .write(rel, IfExists::Error, |w| {
+                std::io::Write::write_all(w, b"two")
+            })
+            .unwrap_err();
+        assert!(e.reason().contains("already exists"), "{e}");
+        let p2 = out
+            .write(rel, IfExists::Suffix, |w| {
+                std::io::Write::write_all(w, b"two")
+            })
+            .unwrap();
+        assert!(p2.ends_with("a/b~2.dcm"));
+        assert_eq!(std::fs::read(&p1).unwrap(), b"one", "nothing lost");
+    }
+
+    #[test]
+    fn overwrite_replaces_earlier_runs_but_not_this_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Output::new(dir.path(), vec![], false).unwrap();
+        let rel = Path::new("o.dcm");
+        out.write(rel, IfExists::Overwrite, |w| {
+            std::io::Write::write_all(w, b"one")
+        })
+        .unwrap();
+        let e = out
             .write(rel, IfExists::Overwrite, |w| {
                 std::io::Write::write_all(w, b"two")
             })
@@ -273,13 +326,7 @@ mod tests {
             e.reason().contains("already written by another input"),
             "{e}"
         );
-        let p2 = out
-            .write(rel, IfExists::Suffix, |w| {
-                std::io::Write::write_all(w, b"two")
-            })
-            .unwrap();
-        assert!(p2.ends_with("a/b~2.dcm"));
-        assert_eq!(std::fs::read(&p1).unwrap(), b"one", "nothing lost");
+        assert_eq!(std::fs::read(dir.path().join(rel)).unwrap(), b"one");
     }
 
     #[test]
