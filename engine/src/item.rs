@@ -17,6 +17,8 @@ pub enum ItemKind {
     File,
     /// A parsed DICOM instance (header, and pixel data when a later stage needs it).
     Instance,
+    /// Decoded pixel data of one instance (decoded once, shared by every branch).
+    Pixels,
     /// Rendered frames of one instance or one series, ready to encode.
     Frames,
     /// A group of instances of one series, in order.
@@ -31,6 +33,7 @@ impl ItemKind {
         match self {
             ItemKind::File => "file",
             ItemKind::Instance => "instance",
+            ItemKind::Pixels => "pixels",
             ItemKind::Frames => "frames",
             ItemKind::Series => "series",
             ItemKind::Output => "output",
@@ -88,6 +91,21 @@ pub enum FrameData {
     U16(Vec<u16>),
 }
 
+impl FrameData {
+    /// Number of samples (width x height x channels).
+    pub fn len(&self) -> usize {
+        match self {
+            FrameData::U8(v) => v.len(),
+            FrameData::U16(v) => v.len(),
+        }
+    }
+
+    /// True when there are no samples.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// One rendered frame: grey (1 channel) or RGB (3 channels), interleaved.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Frame {
@@ -123,17 +141,21 @@ pub struct Series {
     pub series_uid: String,
     /// The instances in order.
     pub instances: Vec<Arc<Instance>>,
+    /// The input file of each instance (same order), for reading pixel data back.
+    pub sources: Vec<Arc<PathBuf>>,
     /// Notes about gaps or duplicates (no values).
     pub notes: Vec<String>,
 }
 
 /// What an item carries.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub enum Payload {
     /// A path (the item's source).
     File,
     /// A parsed instance.
     Instance(Arc<Instance>),
+    /// Decoded pixels with their instance; the decoded form is a stage's own type.
+    Pixels(Arc<Instance>, Arc<dyn std::any::Any + Send + Sync>),
     /// Rendered frames.
     Frames(Arc<Frames>),
     /// A sorted series.
@@ -142,12 +164,19 @@ pub enum Payload {
     Output(PathBuf),
 }
 
+impl std::fmt::Debug for Payload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Payload::{}", self.kind())
+    }
+}
+
 impl Payload {
     /// The kind of this payload.
     pub fn kind(&self) -> ItemKind {
         match self {
             Payload::File => ItemKind::File,
             Payload::Instance(_) => ItemKind::Instance,
+            Payload::Pixels(..) => ItemKind::Pixels,
             Payload::Frames(_) => ItemKind::Frames,
             Payload::Series(_) => ItemKind::Series,
             Payload::Output(_) => ItemKind::Output,

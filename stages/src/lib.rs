@@ -1,11 +1,19 @@
 //! dcmflow-stages: one file per stage kind (config type + runtime type) and the closed registry
 //! list the engine plans against.
 
+pub mod apply_window;
 pub mod attr;
+pub mod decode_pixels;
 pub mod deidentify;
+pub mod encode_image;
+pub mod encode_video;
 pub mod filter;
+pub mod mask_regions;
 pub mod path_template;
+pub mod pixels;
 pub mod read_dicom;
+pub mod sort_series;
+pub mod video;
 pub mod write_dicom;
 
 use dcmflow_engine::plan::parse_config;
@@ -28,7 +36,13 @@ macro_rules! kind {
 pub static REGISTRY: Registry = Registry(&[
     kind!("read_dicom", read_dicom::ReadDicomConfig, [] => Instance),
     kind!("filter", filter::FilterConfig, [Instance] => Instance),
+    kind!("mask_regions", mask_regions::MaskRegionsConfig, [Instance] => Instance),
     kind!("deidentify", deidentify::stage::DeidentifyConfig, [Instance] => Instance),
+    kind!("sort_series", sort_series::SortSeriesConfig, [Instance] => Series),
+    kind!("decode_pixels", decode_pixels::DecodePixelsConfig, [Instance] => Pixels),
+    kind!("apply_window", pixels::WindowOptions, [Pixels] => Frames),
+    kind!("encode_image", encode_image::EncodeImageConfig, [Frames] => Output),
+    kind!("encode_video", encode_video::EncodeVideoConfig, [Frames, Series] => Output),
     kind!("write_dicom", write_dicom::WriteDicomConfig, [Instance] => Output),
 ]);
 

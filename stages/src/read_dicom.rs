@@ -538,3 +538,30 @@ fn open_bare_bytes(
         .map_err(|e| ItemError::context("cannot rebuild the file meta group", &e))?;
     Ok(ds.with_exact_meta(meta))
 }
+
+/// Make sure the instance carries its Pixel Data: stages that hold many instances (e.g.
+/// `sort_series`) drop it to keep memory flat, and this reads it back from the input file,
+/// which dcmflow never modifies. The rest of the (possibly de-identified) header is kept.
+pub fn ensure_pixels(inst: &mut Instance, source: &Path) -> Result<(), ItemError> {
+    if inst.pixels_loaded {
+        return Ok(());
+    }
+    let full = open_dicom(source, true)?;
+    if full.meta().transfer_syntax() != inst.obj.meta().transfer_syntax() {
+        return Err(ItemError::failed(
+            "the input file changed while the run was going on",
+        ));
+    }
+    if let Some(px) = full.get(tags::PIXEL_DATA) {
+        inst.obj.put(px.clone());
+    }
+    inst.pixels_loaded = true;
+    Ok(())
+}
+
+/// Drop Pixel Data from an instance held for later (see [`ensure_pixels`]).
+pub fn drop_pixels(inst: &mut Instance) {
+    if inst.obj.remove_element(tags::PIXEL_DATA) {
+        inst.pixels_loaded = false;
+    }
+}

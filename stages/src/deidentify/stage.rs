@@ -186,6 +186,9 @@ impl ItemWorker for Deidentify {
                     .or_default() += 1;
             }
         }
+        if !inst.masked_by.is_empty() {
+            super::add_clean_pixel_mark(&mut inst.obj);
+        }
         inst.deidentified_by.push(self.id.clone());
         Ok(vec![Item {
             source,
