@@ -13,6 +13,7 @@ pub mod path_template;
 pub mod pixels;
 pub mod read_dicom;
 pub mod sort_series;
+mod testing;
 pub mod video;
 pub mod write_dicom;
 

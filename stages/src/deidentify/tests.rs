@@ -16,6 +16,10 @@ use super::*;
 
 /// The shared corpus: `../../shared/corpus` from this scratch crate, `../shared/corpus` from the repo root.
 fn corpus_dir() -> Option<PathBuf> {
+    crate::testing::required("../shared/corpus", corpus_dir_inner())
+}
+
+fn corpus_dir_inner() -> Option<PathBuf> {
     let base = Path::new(env!("CARGO_MANIFEST_DIR"));
     ["../../shared/corpus", "../shared/corpus"]
         .iter()
@@ -24,6 +28,10 @@ fn corpus_dir() -> Option<PathBuf> {
 }
 
 fn standard_dir() -> Option<PathBuf> {
+    crate::testing::required("../shared/standard", standard_dir_inner())
+}
+
+fn standard_dir_inner() -> Option<PathBuf> {
     let base = Path::new(env!("CARGO_MANIFEST_DIR"));
     ["../../shared/standard", "../shared/standard"]
         .iter()
@@ -769,7 +777,7 @@ fn corpus_files_apply_and_write() {
     let de = Deidentifier::new(&DeidOptions::default()).unwrap();
     let de2 = Deidentifier::new(&longitudinal()).unwrap();
     let k = keys();
-    let dcmdump = Path::new("/usr/bin/dcmdump").is_file();
+    let dcmdump = crate::testing::required("/usr/bin/dcmdump", Path::new("/usr/bin/dcmdump").is_file().then_some(())).is_some();
     let tmp = std::env::temp_dir().join(format!("deid_scratch_corpus_{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let (mut opened, mut applied, mut dumped) = (0, 0, 0);

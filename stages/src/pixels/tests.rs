@@ -11,6 +11,10 @@ use super::*;
 
 /// The shared test corpus, if present.
 fn corpus_dir() -> Option<PathBuf> {
+    crate::testing::required("../shared/corpus", corpus_dir_inner())
+}
+
+fn corpus_dir_inner() -> Option<PathBuf> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     [
         root.join("../../shared/corpus"),
@@ -331,6 +335,10 @@ const GOLD_DCMTK: &[Gold] = &[
 ];
 
 fn tool(name: &str) -> Option<PathBuf> {
+    crate::testing::required(name, tool_inner(name))
+}
+
+fn tool_inner(name: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|p| {
         std::env::split_paths(&p)
             .map(|d| d.join(name))
@@ -495,6 +503,10 @@ Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(out)
 "#;
 
 fn pydicom_python() -> Option<PathBuf> {
+    crate::testing::required("python with pydicom, pylibjpeg, numpy and pillow (PYDICOM_PYTHON)", pydicom_python_inner())
+}
+
+fn pydicom_python_inner() -> Option<PathBuf> {
     let mut cands = vec![Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")];
     if let Some(p) = std::env::var_os("PYDICOM_PYTHON") {
         cands.insert(0, PathBuf::from(p));

@@ -7,6 +7,10 @@ use std::process::Command;
 use super::*;
 
 fn have(prog: &str) -> bool {
+    crate::testing::required(prog, have_inner(prog).then_some(())).is_some()
+}
+
+fn have_inner(prog: &str) -> bool {
     Command::new(prog)
         .arg("-version")
         .output()
