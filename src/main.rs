@@ -67,6 +67,14 @@ enum Command {
     },
     /// Print the JSON Schema of the recipe format.
     Schema,
+    /// Print a methods-section paragraph (markdown) for a recipe, with provenance.
+    Explain {
+        /// Recipe file.
+        recipe: PathBuf,
+        /// Override a param: --set name=value (repeatable).
+        #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+        sets: Vec<(String, String)>,
+    },
     /// Run a recipe over inputs.
     Run {
         /// Recipe file.
@@ -161,6 +169,16 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Explain { recipe, sets } => match load_plan(&recipe, &sets) {
+            Ok(p) => {
+                print!("{}", docs::explain(&p));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Schema => {
             let s = docs::recipe_schema(dcmflow_stages::registry());
             println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());

@@ -238,3 +238,51 @@ pub fn recipe_schema(reg: &Registry) -> Value {
     let _ = Map::<String, Value>::new();
     root
 }
+
+/// A methods-section paragraph (markdown) for a checked recipe: what each stage does in plain
+/// words, then provenance (dcmflow version, recipe SHA-256, params). Contains no secret and no
+/// data values; the same recipe and params always give the same text.
+pub fn explain(plan: &crate::Plan) -> String {
+    let r = &plan.recipe;
+    let mut s = format!("## Methods: {}\n\n", r.name);
+    if !r.description.trim().is_empty() {
+        s.push_str(r.description.trim());
+        s.push_str("\n\n");
+    }
+    let mut parts = Vec::new();
+    for i in plan.topo_order() {
+        let text = plan.stages[i].config.explain();
+        if !text.trim().is_empty() && !parts.contains(&text) {
+            parts.push(text);
+        }
+    }
+    s.push_str(&parts.join(" "));
+    if plan.needs_secret() {
+        s.push_str(
+            " Pseudonyms and replacement UIDs were derived with HMAC-SHA256 keyed by a project secret held \
+             by the data custodian, so they are consistent across batches and cannot be reversed or \
+             confirmed without the secret.",
+        );
+    }
+    s.push_str(&format!(
+        " Processing used dcmflow {} with the recipe `{}`.\n\n### Provenance\n\n- dcmflow version: {}\n- recipe: `{}` (SHA-256 `{}`)\n",
+        crate::VERSION,
+        r.name,
+        crate::VERSION,
+        r.source.file,
+        r.sha256
+    ));
+    let params = r.report_params();
+    if params.is_empty() {
+        s.push_str("- params: none\n");
+    } else {
+        s.push_str("- params:\n");
+        for (k, v) in params {
+            s.push_str(&format!(
+                "  - `{k}` = `{}`\n",
+                v.to_string().trim_matches('"')
+            ));
+        }
+    }
+    s
+}

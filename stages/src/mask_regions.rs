@@ -151,12 +151,21 @@ impl StageConfig for MaskRegionsConfig {
     }
     fn explain(&self) -> String {
         let n = self.all_rules().map(|r| r.len()).unwrap_or(0);
-        format!(
-            "Burned-in text was masked in every frame (Clean Pixel Data Option, 113101) by {n} header-matched rectangle rule{}{}; \
-             masked images were stored uncompressed.",
-            if n == 1 { "" } else { "s" },
-            if self.ultrasound_regions { ", and ultrasound images were blanked outside their declared ultrasound regions" } else { "" }
-        )
+        let mut s = String::from(
+            "Burned-in text was masked in every frame (Clean Pixel Data Option, 113101) ",
+        );
+        match (n, self.ultrasound_regions) {
+            (0, true) => s.push_str("of ultrasound images by blanking everything outside their declared ultrasound regions"),
+            (0, false) => s.push_str("only where a mask rule applied (none were given)"),
+            (n, us) => {
+                s.push_str(&format!("by {n} site rule{} matched on header attributes", if n == 1 { "" } else { "s" }));
+                if us {
+                    s.push_str(", and of other ultrasound images by blanking everything outside their declared ultrasound regions");
+                }
+            }
+        }
+        s.push_str("; masked images were stored uncompressed.");
+        s
     }
     fn build(&self, ctx: &BuildContext) -> Result<Runtime, String> {
         let rules = self

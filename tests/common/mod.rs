@@ -173,3 +173,15 @@ pub fn checksums(dir: &Path) -> Vec<(PathBuf, String)> {
         })
         .collect()
 }
+
+/// Run the dcmflow binary with extra environment variables.
+pub fn dcmflow_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dcmflow"));
+    c.args(args)
+        .current_dir(root())
+        .env_remove("DCMFLOW_SECRET");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run dcmflow")
+}

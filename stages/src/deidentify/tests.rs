@@ -777,7 +777,11 @@ fn corpus_files_apply_and_write() {
     let de = Deidentifier::new(&DeidOptions::default()).unwrap();
     let de2 = Deidentifier::new(&longitudinal()).unwrap();
     let k = keys();
-    let dcmdump = crate::testing::required("/usr/bin/dcmdump", Path::new("/usr/bin/dcmdump").is_file().then_some(())).is_some();
+    let dcmdump = crate::testing::required(
+        "/usr/bin/dcmdump",
+        Path::new("/usr/bin/dcmdump").is_file().then_some(()),
+    )
+    .is_some();
     let tmp = std::env::temp_dir().join(format!("deid_scratch_corpus_{}", std::process::id()));
     std::fs::create_dir_all(&tmp).unwrap();
     let (mut opened, mut applied, mut dumped) = (0, 0, 0);

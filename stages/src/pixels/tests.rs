@@ -503,7 +503,10 @@ Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(out)
 "#;
 
 fn pydicom_python() -> Option<PathBuf> {
-    crate::testing::required("python with pydicom, pylibjpeg, numpy and pillow (PYDICOM_PYTHON)", pydicom_python_inner())
+    crate::testing::required(
+        "python with pydicom, pylibjpeg, numpy and pillow (PYDICOM_PYTHON)",
+        pydicom_python_inner(),
+    )
 }
 
 fn pydicom_python_inner() -> Option<PathBuf> {
