@@ -67,6 +67,19 @@ enum Command {
     },
     /// Print the JSON Schema of the recipe format.
     Schema,
+    /// Check an output tree for leftover PHI, independently of the recipe that made it; exit 1
+    /// when anything looks like PHI.
+    Verify {
+        /// The original inputs (files or folders); their identifying values are searched for.
+        #[arg(long = "original")]
+        originals: Vec<PathBuf>,
+        /// The output folder to check.
+        #[arg(long)]
+        output: PathBuf,
+        /// Write the findings as JSON to this file.
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
     /// Print a methods-section paragraph (markdown) for a recipe, with provenance.
     Explain {
         /// Recipe file.
@@ -169,6 +182,56 @@ fn main() -> ExitCode {
             );
             ExitCode::SUCCESS
         }
+        Command::Verify {
+            originals,
+            output,
+            json,
+        } => match dcmflow_stages::verify::verify(&originals, &output) {
+            Ok(report) => {
+                for f in &report.findings {
+                    println!(
+                        "{}: {}{}{}",
+                        f.file,
+                        f.kind,
+                        f.tag
+                            .as_ref()
+                            .map(|t| format!(" [{t}]"))
+                            .unwrap_or_default(),
+                        if f.value.is_empty() {
+                            String::new()
+                        } else {
+                            format!(": {}", f.value)
+                        }
+                    );
+                }
+                eprintln!(
+                        "dcmflow verify: {} files ({} DICOM) checked against {} identifying values from {} originals: {} finding(s)",
+                        report.files_checked,
+                        report.dicom_files,
+                        report.identifiers,
+                        report.originals_read,
+                        report.findings.len()
+                    );
+                if let Some(j) = json {
+                    if let Err(e) = std::fs::write(
+                        &j,
+                        serde_json::to_string_pretty(&report).unwrap_or_default(),
+                    ) {
+                        eprintln!("dcmflow: cannot write {}: {e}", j.display());
+                        return ExitCode::from(2);
+                    }
+                }
+                if report.findings.is_empty() {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                }
+            }
+            Err(e) => {
+                eprintln!("dcmflow: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Explain { recipe, sets } => match load_plan(&recipe, &sets) {
             Ok(p) => {
                 print!("{}", docs::explain(&p));

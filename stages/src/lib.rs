@@ -14,6 +14,7 @@ pub mod pixels;
 pub mod read_dicom;
 pub mod sort_series;
 mod testing;
+pub mod verify;
 pub mod video;
 pub mod write_dicom;
 
