@@ -6,6 +6,9 @@ pub mod deidentify;
 pub mod filter;
 pub mod path_template;
 pub mod read_dicom;
+pub mod remap_uids;
+pub mod shift_dates;
+pub mod walk;
 pub mod write_dicom;
 
 use dcmflow_engine::plan::parse_config;
@@ -29,6 +32,8 @@ pub static REGISTRY: Registry = Registry(&[
     kind!("read_dicom", read_dicom::ReadDicomConfig, [] => Instance),
     kind!("filter", filter::FilterConfig, [Instance] => Instance),
     kind!("deidentify", deidentify::stage::DeidentifyConfig, [Instance] => Instance),
+    kind!("remap_uids", remap_uids::RemapUidsConfig, [Instance] => Instance),
+    kind!("shift_dates", shift_dates::ShiftDatesConfig, [Instance] => Instance),
     kind!("write_dicom", write_dicom::WriteDicomConfig, [Instance] => Output),
 ]);
 
