@@ -3,6 +3,7 @@
 
 pub mod attr;
 pub mod deidentify;
+pub mod edit_tags;
 pub mod filter;
 pub mod path_template;
 pub mod read_dicom;
@@ -34,6 +35,7 @@ pub static REGISTRY: Registry = Registry(&[
     kind!("deidentify", deidentify::stage::DeidentifyConfig, [Instance] => Instance),
     kind!("remap_uids", remap_uids::RemapUidsConfig, [Instance] => Instance),
     kind!("shift_dates", shift_dates::ShiftDatesConfig, [Instance] => Instance),
+    kind!("edit_tags", edit_tags::EditTagsConfig, [Instance] => Instance),
     kind!("write_dicom", write_dicom::WriteDicomConfig, [Instance] => Output),
 ]);
 
