@@ -5,6 +5,7 @@ pub mod apply_window;
 pub mod attr;
 pub mod decode_pixels;
 pub mod deidentify;
+pub mod edit_tags;
 pub mod encode_image;
 pub mod encode_video;
 pub mod filter;
@@ -12,10 +13,13 @@ pub mod mask_regions;
 pub mod path_template;
 pub mod pixels;
 pub mod read_dicom;
+pub mod remap_uids;
+pub mod shift_dates;
 pub mod sort_series;
 mod testing;
 pub mod verify;
 pub mod video;
+pub mod walk;
 pub mod write_dicom;
 
 use dcmflow_engine::plan::parse_config;
@@ -45,6 +49,9 @@ pub static REGISTRY: Registry = Registry(&[
     kind!("apply_window", pixels::WindowOptions, [Pixels] => Frames),
     kind!("encode_image", encode_image::EncodeImageConfig, [Frames] => Output),
     kind!("encode_video", encode_video::EncodeVideoConfig, [Frames, Series] => Output),
+    kind!("remap_uids", remap_uids::RemapUidsConfig, [Instance] => Instance),
+    kind!("shift_dates", shift_dates::ShiftDatesConfig, [Instance] => Instance),
+    kind!("edit_tags", edit_tags::EditTagsConfig, [Instance] => Instance),
     kind!("write_dicom", write_dicom::WriteDicomConfig, [Instance] => Output),
 ]);
 

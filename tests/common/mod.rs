@@ -38,6 +38,30 @@ pub fn dcmflow(args: &[&str]) -> Output {
         .expect("run dcmflow")
 }
 
+/// Run the dcmflow binary with the project secret in `DCMFLOW_SECRET`.
+pub fn dcmflow_with_secret(args: &[&str], secret: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dcmflow"))
+        .args(args)
+        .current_dir(root())
+        .env("DCMFLOW_SECRET", secret)
+        .output()
+        .expect("run dcmflow")
+}
+
+/// Whether an external tool is on PATH. Under CI its absence is an error, not a skip.
+pub fn tool(name: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(name).is_file()))
+        .unwrap_or(false);
+    if !found && std::env::var_os("CI").is_some() {
+        panic!("{name} is not on PATH under CI");
+    }
+    if !found {
+        eprintln!("skipping {name} checks: not on PATH");
+    }
+    found
+}
+
 /// Text of stdout + stderr.
 pub fn text(o: &Output) -> String {
     format!(

@@ -42,6 +42,10 @@ enum Simple {
     U,
 }
 
+/// Sequences with action X/Z that are Type 3 in every composite IOD that uses them
+/// (ReferencedStudySequence: General Study module, Request Attributes macro).
+const TYPE3_ONLY_SEQUENCES: &[Tag] = &[Tag(0x0008, 0x1110)];
+
 struct Ctx<'a> {
     de: &'a Deidentifier,
     keys: &'a Keys,
@@ -390,6 +394,15 @@ impl<'a> Ctx<'a> {
         };
         let resolved = self.row_action(row);
         let mut simple = self.simplify(resolved, row, is_seq, vr);
+        // X/Z is X for a Type 3 attribute: a Type 3 sequence may not be present with zero items
+        // (dciodvfy: "Bad Sequence number of Items 0"), so an emptied one breaks the file.
+        if is_seq
+            && simple == Simple::Z
+            && resolved == Action::XZ
+            && TYPE3_ONLY_SEQUENCES.contains(&tag)
+        {
+            simple = Simple::X;
+        }
 
         // Dates and times.
         if !is_seq && matches!(vr, VR::DA | VR::DT | VR::TM) && simple != Simple::U {

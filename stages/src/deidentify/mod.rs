@@ -9,7 +9,8 @@
 //! in the IOD. We do not carry per-IOD Type information, so the rule is:
 //! * if the row's `in_std_comp_iod` column is `N`, no standard IOD can require the
 //!   attribute, so the first (weakest-for-conformance, strongest-for-privacy) choice `X` is taken;
-//! * otherwise: `X/Z` -> `Z`; `X/D` -> `D`; `X/Z/D` -> `D`; `Z/D` -> `D`
+//! * otherwise: `X/Z` -> `Z` (except -> `X` for sequences that are Type 3 in every composite IOD,
+//!   such as ReferencedStudySequence, since a Type 3 sequence may not be present with zero items); `X/D` -> `D`; `X/Z/D` -> `D`; `Z/D` -> `D`
 //!   (for sequences `D` becomes `Z`: an empty sequence, since there is no generic dummy item);
 //!   `X/Z/U*` -> `U` for sequences (items kept and cleaned recursively, contained instance UIDs
 //!   replaced), `U` for a UI value, `Z` otherwise.

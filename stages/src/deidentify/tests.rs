@@ -623,6 +623,8 @@ fn expected(row: &Row, code: Action, vr: VR, tag: Tag, opt: Option<ProfileOption
             }
         }
         _ if !row.in_std_comp_iod => Exp::Absent,
+        // A Type 3 sequence may not be present with zero items: X/Z means X for it.
+        Action::XZ if seq && tag == Tag(0x0008, 0x1110) => Exp::Absent,
         Action::XZ => Exp::Empty,
         Action::XD | Action::XZD | Action::ZD => {
             if seq {
