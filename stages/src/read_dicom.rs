@@ -416,6 +416,7 @@ pub fn open_dicom(
         n
     };
     let layout = sniff(&head[..n]);
+    prescan(path, &layout)?;
     let opts = |pre: ReadPreamble| {
         let o = OpenFileOptions::new().read_preamble(pre);
         if with_pixels {
@@ -455,6 +456,240 @@ pub fn open_dicom(
             open_bare_bytes(&bytes[ds_start..], explicit, false)
                 .map_err(|_| ItemError::context("not readable as DICOM", &first))
         }
+    }
+}
+
+/// Check every element length the file declares against the bytes that are really there,
+/// before the parser allocates anything: a 1 KB file claiming a 4 GB element is refused at once
+/// instead of reserving 4 GB. Reads only element headers (values are skipped with seeks).
+fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
+    use std::io::{BufReader, Seek, SeekFrom};
+    let file =
+        std::fs::File::open(path).map_err(|e| ItemError::context("cannot open the file", &e))?;
+    let total = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let mut r = BufReader::with_capacity(8192, file);
+    let (mut pos, mut explicit, mut big) = match layout {
+        Layout::Preamble => (132u64, true, false),
+        Layout::MagicOnly => (4, true, false),
+        Layout::Bare {
+            explicit,
+            big_endian,
+        } => (0, *explicit, *big_endian),
+        Layout::NotDicom => return Ok(()),
+    };
+    r.seek(SeekFrom::Start(pos))
+        .map_err(|e| ItemError::context("cannot read the file", &e))?;
+    let mut in_meta = !matches!(layout, Layout::Bare { .. });
+    // Inside encapsulated pixel data (OB/OW of undefined length) items are raw fragments.
+    let mut fragments = false;
+    let mut ts_seen = !in_meta;
+    let mut buf = [0u8; 12];
+    let too_long = |tag: (u16, u16), len: u64, left: u64| {
+        ItemError::failed(format!(
+            "element ({:04X},{:04X}) declares {len} bytes but only {left} remain in the file; refusing to read it",
+            tag.0, tag.1
+        ))
+    };
+    loop {
+        if r.read_exact(&mut buf[..4]).is_err() {
+            return Ok(()); // the end (a truncated tail is the parser's to report)
+        }
+        pos += 4;
+        let le = in_meta || !big;
+        let u16_at = |b: &[u8]| {
+            if le {
+                u16::from_le_bytes([b[0], b[1]])
+            } else {
+                u16::from_be_bytes([b[0], b[1]])
+            }
+        };
+        let u32_at = |b: &[u8]| {
+            if le {
+                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+            } else {
+                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+            }
+        };
+        let tag = (u16_at(&buf[0..2]), u16_at(&buf[2..4]));
+        if in_meta && tag.0 != 0x0002 {
+            in_meta = false;
+            if !ts_seen {
+                return Ok(()); // no transfer syntax: the fallback reader decides; nothing to scan
+            }
+            // Re-read this tag in the data set's byte order.
+            if big {
+                let t = (
+                    u16::from_be_bytes([buf[0], buf[1]]),
+                    u16::from_be_bytes([buf[2], buf[3]]),
+                );
+                return scan_rest(&mut r, t, pos, total, explicit, big)
+                    .map_err(|(t, l, left)| too_long(t, l, left));
+            }
+        }
+        let mut encapsulated = false;
+        let (len, is_container) = if tag.0 == 0xFFFE {
+            if r.read_exact(&mut buf[4..8]).is_err() {
+                return Ok(());
+            }
+            pos += 4;
+            if fragments && tag.1 == 0xE0DD {
+                fragments = false;
+            }
+            (u32_at(&buf[4..8]), !fragments)
+        } else if in_meta || explicit {
+            if r.read_exact(&mut buf[4..8]).is_err() {
+                return Ok(());
+            }
+            pos += 4;
+            let vr = [buf[4], buf[5]];
+            if matches!(
+                &vr,
+                b"OB"
+                    | b"OW"
+                    | b"OF"
+                    | b"SQ"
+                    | b"UT"
+                    | b"UN"
+                    | b"UC"
+                    | b"UR"
+                    | b"OD"
+                    | b"OL"
+                    | b"OV"
+                    | b"SV"
+                    | b"UV"
+            ) {
+                if r.read_exact(&mut buf[8..12]).is_err() {
+                    return Ok(());
+                }
+                pos += 4;
+                encapsulated = matches!(&vr, b"OB" | b"OW");
+                (u32_at(&buf[8..12]), &vr == b"SQ")
+            } else {
+                (u16_at(&buf[6..8]) as u32, false)
+            }
+        } else {
+            if r.read_exact(&mut buf[4..8]).is_err() {
+                return Ok(());
+            }
+            pos += 4;
+            (u32_at(&buf[4..8]), false)
+        };
+        if encapsulated && len == 0xFFFF_FFFF {
+            fragments = true;
+            continue;
+        }
+        if in_meta && tag == (0x0002, 0x0010) && (len as usize) < 64 {
+            let mut v = vec![0u8; len as usize];
+            if r.read_exact(&mut v).is_err() {
+                return Ok(());
+            }
+            pos += len as u64;
+            let ts = String::from_utf8_lossy(&v)
+                .trim_end_matches(['\0', ' '])
+                .to_string();
+            ts_seen = true;
+            explicit = ts != "1.2.840.10008.1.2";
+            big = ts == "1.2.840.10008.1.2.2";
+            if ts == "1.2.840.10008.1.2.1.99" {
+                return Ok(()); // deflated: the data set is compressed, nothing to scan here
+            }
+            continue;
+        }
+        if len == 0xFFFF_FFFF || is_container {
+            continue; // undefined length or a container: its contents follow, walk on
+        }
+        let left = total.saturating_sub(pos);
+        if len as u64 > left {
+            return Err(too_long(tag, len as u64, left));
+        }
+        r.seek_relative(len as i64)
+            .map_err(|e| ItemError::context("cannot read the file", &e))?;
+        pos += len as u64;
+    }
+}
+
+/// The data-set part of [`prescan`] for big-endian files (after the little-endian meta group).
+fn scan_rest(
+    r: &mut std::io::BufReader<std::fs::File>,
+    first: (u16, u16),
+    mut pos: u64,
+    total: u64,
+    explicit: bool,
+    big: bool,
+) -> Result<(), ((u16, u16), u64, u64)> {
+    let mut tag = first;
+    let mut fragments = false;
+    let mut buf = [0u8; 8];
+    let rd16 = |b: &[u8]| {
+        if big {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    };
+    let rd32 = |b: &[u8]| {
+        if big {
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        }
+    };
+    loop {
+        if r.read_exact(&mut buf[..4]).is_err() {
+            return Ok(());
+        }
+        pos += 4;
+        let mut encapsulated = false;
+        let (len, container) = if tag.0 == 0xFFFE || !explicit {
+            if fragments && tag == (0xFFFE, 0xE0DD) {
+                fragments = false;
+            }
+            (rd32(&buf[..4]), tag.0 == 0xFFFE && !fragments)
+        } else {
+            let vr = [buf[0], buf[1]];
+            if matches!(
+                &vr,
+                b"OB"
+                    | b"OW"
+                    | b"OF"
+                    | b"SQ"
+                    | b"UT"
+                    | b"UN"
+                    | b"UC"
+                    | b"UR"
+                    | b"OD"
+                    | b"OL"
+                    | b"OV"
+                    | b"SV"
+                    | b"UV"
+            ) {
+                if r.read_exact(&mut buf[4..8]).is_err() {
+                    return Ok(());
+                }
+                pos += 4;
+                encapsulated = matches!(&vr, b"OB" | b"OW");
+                (rd32(&buf[4..8]), &vr == b"SQ")
+            } else {
+                (rd16(&buf[2..4]) as u32, false)
+            }
+        };
+        if encapsulated && len == 0xFFFF_FFFF {
+            fragments = true;
+        } else if !(len == 0xFFFF_FFFF || container) {
+            let left = total.saturating_sub(pos);
+            if len as u64 > left {
+                return Err((tag, len as u64, left));
+            }
+            if r.seek_relative(len as i64).is_err() {
+                return Ok(());
+            }
+            pos += len as u64;
+        }
+        if r.read_exact(&mut buf[..4]).is_err() {
+            return Ok(());
+        }
+        pos += 4;
+        tag = (rd16(&buf[0..2]), rd16(&buf[2..4]));
     }
 }
 
@@ -563,5 +798,68 @@ pub fn ensure_pixels(inst: &mut Instance, source: &Path) -> Result<(), ItemError
 pub fn drop_pixels(inst: &mut Instance) {
     if inst.obj.remove_element(tags::PIXEL_DATA) {
         inst.pixels_loaded = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn el(g: u16, e: u16, vr: &[u8; 2], val: &[u8]) -> Vec<u8> {
+        let mut v = Vec::new();
+        v.extend_from_slice(&g.to_le_bytes());
+        v.extend_from_slice(&e.to_le_bytes());
+        v.extend_from_slice(vr);
+        if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT") {
+            v.extend_from_slice(&[0, 0]);
+            v.extend_from_slice(&(val.len() as u32).to_le_bytes());
+        } else {
+            v.extend_from_slice(&(val.len() as u16).to_le_bytes());
+        }
+        v.extend_from_slice(val);
+        v
+    }
+
+    fn small_file(tail: &[u8]) -> Vec<u8> {
+        let mut meta = el(2, 1, b"OB", &[0, 1]);
+        meta.extend(el(2, 2, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0"));
+        meta.extend(el(2, 3, b"UI", b"1.2.3.4\0"));
+        meta.extend(el(2, 0x10, b"UI", b"1.2.840.10008.1.2.1\0"));
+        let mut f = vec![0u8; 128];
+        f.extend_from_slice(b"DICM");
+        f.extend(el(2, 0, b"UL", &(meta.len() as u32).to_le_bytes()));
+        f.extend(meta);
+        f.extend(el(8, 0x16, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0"));
+        f.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        f.extend_from_slice(tail);
+        f
+    }
+
+    #[test]
+    fn a_small_file_declaring_a_4_gb_element_is_refused_before_reading_it() {
+        let mut tail = Vec::new();
+        tail.extend_from_slice(&0x7FE0u16.to_le_bytes());
+        tail.extend_from_slice(&0x0010u16.to_le_bytes());
+        tail.extend_from_slice(b"OB\0\0");
+        tail.extend_from_slice(&0xFFFF_FFF0u32.to_le_bytes());
+        tail.extend_from_slice(&[0u8; 200]);
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("big.dcm");
+        std::fs::write(&p, small_file(&tail)).unwrap();
+        assert!(std::fs::metadata(&p).unwrap().len() < 1024);
+        let e = open_dicom(&p, true).unwrap_err();
+        assert!(
+            e.reason().contains("(7FE0,0010) declares 4294967280 bytes"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_well_formed_small_file_passes_the_length_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ok.dcm");
+        std::fs::write(&p, small_file(&el(0x10, 0x10, b"PN", b"Doe^John"))).unwrap();
+        let obj = open_dicom(&p, true).unwrap();
+        assert!(obj.get(tags::PATIENT_NAME).is_some());
     }
 }
