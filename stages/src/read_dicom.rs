@@ -4,7 +4,7 @@
 //! counted and skipped, not errors. Pixel data is read only when a later stage needs it.
 
 use std::collections::HashSet;
-use std::io::Read;
+use std::io::{Read, Seek};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -591,7 +591,7 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             explicit = ts != "1.2.840.10008.1.2";
             big = ts == "1.2.840.10008.1.2.2";
             if ts == "1.2.840.10008.1.2.1.99" {
-                return Ok(()); // deflated: the data set is compressed, nothing to scan here
+                return check_deflated(&mut r, total);
             }
             continue;
         }
@@ -606,6 +606,62 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             .map_err(|e| ItemError::context("cannot read the file", &e))?;
         pos += len as u64;
     }
+}
+
+/// A deflated data set must inflate completely, and to a bounded size (64 times the file, at
+/// least 64 MiB): a truncated stream, or a small file that inflates without bound, is refused
+/// before the parser sees it.
+fn check_deflated(r: &mut std::io::BufReader<std::fs::File>, total: u64) -> Result<(), ItemError> {
+    let limit = total.saturating_mul(64).max(64 << 20);
+    // The meta group ends where the deflated stream starts: skip the rest of the meta elements.
+    let mut head = [0u8; 8];
+    loop {
+        let at = r
+            .stream_position()
+            .map_err(|e| ItemError::context("cannot read the file", &e))?;
+        if r.read_exact(&mut head[..4]).is_err() {
+            return Ok(());
+        }
+        if u16::from_le_bytes([head[0], head[1]]) != 0x0002 {
+            r.seek(std::io::SeekFrom::Start(at))
+                .map_err(|e| ItemError::context("cannot read the file", &e))?;
+            break;
+        }
+        r.read_exact(&mut head[4..8])
+            .map_err(|e| ItemError::context("cannot read the file", &e))?;
+        let vr = [head[4], head[5]];
+        let len = if matches!(&vr, b"OB" | b"OW" | b"UN" | b"UT" | b"SQ") {
+            let mut l = [0u8; 4];
+            r.read_exact(&mut l)
+                .map_err(|e| ItemError::context("cannot read the file", &e))?;
+            u32::from_le_bytes(l) as i64
+        } else {
+            u16::from_le_bytes([head[6], head[7]]) as i64
+        };
+        r.seek_relative(len)
+            .map_err(|e| ItemError::context("cannot read the file", &e))?;
+    }
+    let mut inflater = flate2::read::DeflateDecoder::new(r.take(total)).take(limit + 1);
+    let mut sink = [0u8; 64 * 1024];
+    let mut n: u64 = 0;
+    loop {
+        match inflater.read(&mut sink) {
+            Ok(0) => break,
+            Ok(k) => n += k as u64,
+            Err(e) => {
+                return Err(ItemError::failed(format!(
+                    "the deflated data set is corrupt or truncated: {e}"
+                )))
+            }
+        }
+    }
+    if n > limit {
+        return Err(ItemError::failed(format!(
+            "the deflated data set inflates beyond {} MiB (64 times the file); refusing it",
+            limit >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// The data-set part of [`prescan`] for big-endian files (after the little-endian meta group).
