@@ -30,7 +30,7 @@ pub enum OrderBy {
 }
 
 /// Group instances into series (StudyInstanceUID + SeriesInstanceUID) and order each one;
-/// gaps and duplicates are noted in the series. Holds headers, not pixels.
+/// gaps and duplicates are noted in the series. Holds headers, not pixels (except masked ones).
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SortSeriesConfig {
