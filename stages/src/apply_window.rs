@@ -1,6 +1,8 @@
 //! `apply_window`: renders decoded pixels to 8-bit (or 16-bit) frames: Modality LUT, then VOI
 //! (file, preset, explicit or automatic), MONOCHROME1 inversion, colour models, true aspect
-//! ratio. The frame rate, when the header gives one, travels with the frames.
+//! ratio. An automatic window of a multi-frame instance is computed once over all its frames,
+//! so brightness changes between frames survive. The frame rate, when the header gives one,
+//! travels with the frames.
 
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use dcmflow_engine::{
 };
 use dicom_dictionary_std::tags;
 
-use crate::pixels::{render, Decoded, WindowOptions};
+use crate::pixels::{clip_window, render, Decoded, WindowOptions};
 
 impl StageConfig for WindowOptions {
     fn accepts(&self) -> &'static [ItemKind] {
@@ -67,10 +69,17 @@ impl ItemWorker for ApplyWindow {
         let dec = any
             .downcast_ref::<Decoded>()
             .ok_or_else(|| ItemError::failed("decoded pixels of an unknown form"))?;
+        // A multi-frame instance windowed from its data gets one window for all its frames.
+        let clip = clip_window(dec, &self.0)
+            .map_err(|e| ItemError::failed(format!("cannot window the frames: {e}")))?
+            .map(|window| WindowOptions {
+                window,
+                ..self.0.clone()
+            });
+        let opts = clip.as_ref().unwrap_or(&self.0);
         let frames = (0..dec.frame_count())
             .map(|f| {
-                render(dec, f, &self.0)
-                    .map_err(|e| ItemError::failed(format!("frame {}: {e}", f + 1)))
+                render(dec, f, opts).map_err(|e| ItemError::failed(format!("frame {}: {e}", f + 1)))
             })
             .collect::<Result<Vec<_>, _>>()?;
         let label = inst.str_of(tags::SOP_INSTANCE_UID).unwrap_or_default();

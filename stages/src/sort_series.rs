@@ -1,7 +1,8 @@
 //! `sort_series` (a barrier): groups instances by StudyInstanceUID + SeriesInstanceUID and
 //! orders each series by InstanceNumber, slice position along the normal, or AcquisitionTime;
 //! reports gaps and duplicates. It holds headers only (pixel data is dropped and read back from
-//! the unmodified input later), so memory stays small whatever the series size.
+//! the unmodified input later), so memory stays small whatever the series size; instances
+//! whose pixels mask_regions changed keep them, since the input still has the burned-in text.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -29,7 +30,7 @@ pub enum OrderBy {
 }
 
 /// Group instances into series (StudyInstanceUID + SeriesInstanceUID) and order each one;
-/// gaps and duplicates are noted in the series. Holds headers, not pixels.
+/// gaps and duplicates are noted in the series. Holds headers, not pixels (except masked ones).
 #[derive(Clone, Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SortSeriesConfig {
@@ -119,7 +120,11 @@ impl SortSeries {
 impl BarrierWorker for SortSeries {
     fn push(&mut self, item: Item) -> Result<Vec<Item>, ItemError> {
         let (source, mut inst) = item.into_instance()?;
-        crate::read_dicom::drop_pixels(&mut inst);
+        // Masked pixels exist only here (the input still shows the burned-in text): they stay
+        // with the series. Unmasked pixels are dropped and read back from the input later.
+        if inst.masked_by.is_empty() {
+            crate::read_dicom::drop_pixels(&mut inst);
+        }
         let study = inst.str_of(tags::STUDY_INSTANCE_UID).unwrap_or_default();
         let series = inst.str_of(tags::SERIES_INSTANCE_UID).unwrap_or_default();
         let key = self.key(&inst);

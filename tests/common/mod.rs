@@ -198,14 +198,56 @@ pub fn checksums(dir: &Path) -> Vec<(PathBuf, String)> {
         .collect()
 }
 
-/// Run the dcmflow binary with extra environment variables.
-pub fn dcmflow_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_dcmflow"));
-    c.args(args)
+/// A project secret for tests (at least 16 bytes); never a real one.
+pub const TEST_SECRET: &str = "dcmflow-test-secret-not-for-real-use";
+
+/// Run the dcmflow binary with `DCMFLOW_SECRET` set to [`TEST_SECRET`].
+pub fn dcmflow_with_test_secret(args: &[&str]) -> Output {
+    dcmflow_with_env(args, &[("DCMFLOW_SECRET", TEST_SECRET)])
+}
+
+/// Run the dcmflow binary with extra environment variables (the secret is removed first, so
+/// pass it here when needed).
+pub fn dcmflow_with_env<V: AsRef<std::ffi::OsStr>>(args: &[&str], env: &[(&str, V)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dcmflow"));
+    cmd.args(args)
         .current_dir(root())
         .env_remove("DCMFLOW_SECRET");
     for (k, v) in env {
-        c.env(k, v);
+        cmd.env(k, v);
     }
-    c.output().expect("run dcmflow")
+    cmd.output().expect("run dcmflow")
+}
+
+/// Whether an external program (ffprobe, ffmpeg, dcmdump, ...) can be started. Under CI its
+/// absence is an error (CI installs them); elsewhere the caller skips with a message.
+pub fn have_tool(program: &str) -> bool {
+    let found = Command::new(program)
+        .arg("-version")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok();
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("{program} is missing under CI");
+        }
+        eprintln!("skipping: {program} not found");
+    }
+    found
+}
+
+/// The run report of an output folder.
+pub fn run_report(out: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(out.join("run.json"))
+        .unwrap_or_else(|e| panic!("{}/run.json: {e}", out.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// Files below a folder whose name ends with `.ext`.
+pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
+    files_below(dir)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == ext))
+        .collect()
 }

@@ -37,7 +37,9 @@ mod window;
 pub use self::decode::{decode, Decoded};
 pub use self::encode::{encode, ImageFormat};
 pub use self::mask::{complement, mask_frame, mask_instance, ultrasound_regions};
-pub use self::window::{render, ExplicitWindow, WindowName, WindowOptions, WindowSpec};
+pub use self::window::{
+    clip_window, render, ExplicitWindow, WindowName, WindowOptions, WindowSpec,
+};
 
 /// One rendered frame, ready to encode (the engine's frame type, shared with the video stages).
 pub use dcmflow_engine::{Frame, FrameData};

@@ -2053,3 +2053,85 @@ fn corrupted_inputs_do_not_panic() {
         println!("{o}");
     }
 }
+
+#[test]
+fn clip_window_keeps_brightness_changes_between_frames() {
+    // Three 4x4 frames at levels 10, 50 and 90 with a texture of 0..3.
+    let px: Vec<u8> = (0..3u8)
+        .flat_map(|f| (0..16u8).map(move |i| 10 + 40 * f + i % 4))
+        .collect();
+    let cine = |extra: Vec<dicom_object::mem::InMemElement>| {
+        let mut e = vec![DataElement::new(
+            tags::NUMBER_OF_FRAMES,
+            VR::IS,
+            PrimitiveValue::from("3"),
+        )];
+        e.extend(extra);
+        synth(
+            LE,
+            4,
+            4,
+            8,
+            8,
+            false,
+            "MONOCHROME2",
+            1,
+            PrimitiveValue::U8(px.clone().into()),
+            e,
+        )
+    };
+    let dec = decode(&cine(vec![])).unwrap();
+    let mean = |opts: &WindowOptions, f| mean_std(u8_data(&render(&dec, f, opts).unwrap())).0;
+
+    // Per frame, the automatic window stretches every frame alike.
+    let per_frame: Vec<f64> = (0..3).map(|f| mean(&opts_default(), f)).collect();
+    assert!((per_frame[0] - per_frame[2]).abs() < 1.0, "{per_frame:?}");
+
+    // One window for the clip (min 10 .. max 93) keeps the levels apart and in order.
+    let w = clip_window(&dec, &opts_default())
+        .unwrap()
+        .expect("a clip window");
+    let opts = WindowOptions {
+        window: w,
+        ..opts_default()
+    };
+    let clip: Vec<f64> = (0..3).map(|f| mean(&opts, f)).collect();
+    let want = |level: f64| (level + 1.5 - 10.0) * 255.0 / 83.0;
+    for (f, level) in [10.0, 50.0, 90.0].into_iter().enumerate() {
+        assert!((clip[f] - want(level)).abs() < 4.0, "{clip:?}");
+    }
+    assert_eq!(render(&dec, 2, &opts).unwrap().data.len(), 16);
+
+    // A window of the file's own, a preset, 16 bits or a single frame: no clip window.
+    let windowed = decode(&cine(vec![
+        ds(tags::WINDOW_CENTER, &["50"]),
+        ds(tags::WINDOW_WIDTH, &["100"]),
+    ]))
+    .unwrap();
+    assert!(clip_window(&windowed, &opts_default()).unwrap().is_none());
+    let lung = WindowOptions {
+        window: WindowSpec::Named(WindowName::Lung),
+        ..opts_default()
+    };
+    assert!(clip_window(&dec, &lung).unwrap().is_none());
+    let sixteen = WindowOptions {
+        bits: 16,
+        ..opts_default()
+    };
+    assert!(clip_window(&dec, &sixteen).unwrap().is_none());
+    let single = synth(
+        LE,
+        4,
+        4,
+        8,
+        8,
+        false,
+        "MONOCHROME2",
+        1,
+        PrimitiveValue::U8(px[..16].to_vec().into()),
+        vec![],
+    );
+    assert!(clip_window(&decode(&single).unwrap(), &opts_default())
+        .unwrap()
+        .is_none());
+}

@@ -204,6 +204,67 @@ pub fn render(dec: &Decoded, frame: u32, opts: &WindowOptions) -> Result<Frame, 
     Ok(out)
 }
 
+/// Most modality values sampled (evenly over all frames) by [`clip_window`].
+const CLIP_SAMPLES: usize = 1 << 22;
+
+/// One window for every frame of a multi-frame grayscale instance whose window comes from the
+/// data (`auto`, `min_max`, or `file` when the file stores no window), computed over all
+/// frames with the same rule as the per-frame window. Rendering each frame with its own
+/// automatic window would flatten brightness changes between frames (a contrast bolus, a
+/// fade) and make clips flicker. `None` when the instance has one frame, is colour, renders
+/// at 16 bits, or has a window of its own (file, preset or explicit).
+pub fn clip_window(dec: &Decoded, opts: &WindowOptions) -> Result<Option<WindowSpec>, PixelError> {
+    if dec.frames < 2 || opts.bits != 8 || !matches!(dec.model, Model::Mono1 | Model::Mono2) {
+        return Ok(None);
+    }
+    let min_max = match &opts.window {
+        WindowSpec::Named(WindowName::MinMax) => true,
+        WindowSpec::Named(WindowName::Auto) => false,
+        WindowSpec::Named(WindowName::File) => {
+            let stored_window = (0..dec.frames).any(|f| !dec.params(f).windows.is_empty());
+            if stored_window || !dec.voi_luts.is_empty() {
+                return Ok(None);
+            }
+            false
+        }
+        _ => return Ok(None),
+    };
+    let total = dec.frame_len() * dec.frames as usize;
+    let step = total.div_ceil(CLIP_SAMPLES).max(1);
+    let mut vals = Vec::with_capacity(total / step + 1);
+    let mut offset = 0usize;
+    for f in 0..dec.frames {
+        let stored = dec.frame_stored(f)?;
+        let n = stored.len();
+        let kept: Vec<i64> = stored
+            .into_iter()
+            .skip((step - offset % step) % step)
+            .step_by(step)
+            .filter(|s| dec.padding != Some(*s))
+            .collect();
+        vals.extend(modality(dec, f, kept));
+        offset += n;
+    }
+    if vals.is_empty() {
+        return Ok(None);
+    }
+    let [plo, phi] = opts.auto_percentiles;
+    let (lo, hi) = if min_max {
+        minmax(&vals)
+    } else {
+        percentile_window(&vals, plo, phi)
+    };
+    // The linear VOI function maps c - 0.5 - (w - 1) / 2 to black and c - 0.5 + (w - 1) / 2
+    // to white: w = hi - lo + 1 and c = (lo + hi) / 2 + 0.5 put lo and hi there.
+    // A constant clip renders as the lowest output, as a constant frame does.
+    let (center, width) = if hi > lo {
+        ((lo + hi) / 2.0 + 0.5, hi - lo + 1.0)
+    } else {
+        (lo + 1.5, 1.0)
+    };
+    Ok(Some(WindowSpec::Explicit(ExplicitWindow { center, width })))
+}
+
 fn scale_to(v: i64, max_in: f64, sixteen: bool) -> f64 {
     let max_out = if sixteen { 65535.0 } else { 255.0 };
     if max_in <= 0.0 {
