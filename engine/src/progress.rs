@@ -11,6 +11,27 @@ pub struct Progress {
     multi: MultiProgress,
     bars: Vec<ProgressBar>,
     visible: bool,
+    width: usize,
+}
+
+fn rate(state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write) {
+    let _ = write!(w, "{:>6.0}/s", state.per_sec());
+}
+
+fn counting_style(width: usize) -> ProgressStyle {
+    ProgressStyle::with_template(&format!(
+        "{{prefix:>{width}}} {{spinner}} {{pos:>7}} items {{rate}} {{msg}}"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_spinner())
+    .with_key("rate", rate)
+}
+
+fn total_style(width: usize) -> ProgressStyle {
+    ProgressStyle::with_template(&format!(
+        "{{prefix:>{width}}} {{bar:30}} {{pos:>7}}/{{len:7}} {{rate}} eta {{eta:>4}} {{msg}}"
+    ))
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .with_key("rate", rate)
 }
 
 impl Progress {
@@ -24,40 +45,27 @@ impl Progress {
         };
         let multi = MultiProgress::with_draw_target(target);
         let width = labels.iter().map(|l| l.len()).max().unwrap_or(8).min(32);
-        let style = ProgressStyle::with_template(&format!(
-            "{{prefix:>{width}}} {{bar:30}} {{pos:>7}}/{{len:7}} {{per_sec:>10}} eta {{eta:>4}} {{msg}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-        let spinner = ProgressStyle::with_template(&format!(
-            "{{prefix:>{width}}} {{spinner}} {{pos:>7}} items {{per_sec:>10}} {{msg}}"
-        ))
-        .unwrap_or_else(|_| ProgressStyle::default_spinner());
         let bars = labels
             .iter()
             .map(|l| {
                 let b = multi.add(ProgressBar::no_length());
-                b.set_style(spinner.clone());
+                b.set_style(counting_style(width));
                 b.set_prefix(l.clone());
                 b
             })
             .collect();
-        let p = Progress {
+        Progress {
             multi,
             bars,
             visible,
-        };
-        let _ = style; // kept for set_length below
-        p
+            width,
+        }
     }
 
     /// Give bar `i` a known total (the source counts its inputs first).
     pub fn set_total(&self, i: usize, total: u64) {
         if let Some(b) = self.bars.get(i) {
-            if let Ok(style) = ProgressStyle::with_template(
-                "{prefix:>16} {bar:30} {pos:>7}/{len:7} {per_sec:>10} eta {eta:>4} {msg}",
-            ) {
-                b.set_style(style);
-            }
+            b.set_style(total_style(self.width));
             b.set_length(total);
         }
     }
