@@ -205,6 +205,28 @@ fn recv_any(inputs: &[Receiver<Item>], open: &mut Vec<usize>) -> Option<Item> {
     }
 }
 
+/// Take items from a stage's inputs until they all end, process each, pass on what comes out
+/// and record what fails.
+fn consume(
+    inputs: &[Receiver<Item>],
+    outputs: &[Sender<Item>],
+    shared: &Shared,
+    i: usize,
+    terminal: bool,
+    mut process: impl FnMut(Item) -> Result<Vec<Item>, ItemError>,
+) {
+    let mut open: Vec<usize> = (0..inputs.len()).collect();
+    while let Some(item) = recv_any(inputs, &mut open) {
+        shared.counters[i].received.fetch_add(1, Ordering::Relaxed);
+        let source = item.source.clone();
+        match guarded(|| process(item)) {
+            Ok(out) => send_all(outputs, out, shared, i, terminal),
+            Err(e) => shared.record(i, &source, e),
+        }
+        shared.progress.inc(i);
+    }
+}
+
 /// Split `threads` workers over the stages: one each, the rest to per-item stages in turn.
 fn workers_per_stage(modes: &[Mode], threads: usize) -> Vec<usize> {
     let mut w = vec![1usize; modes.len()];
@@ -342,16 +364,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                         let outputs = port.outputs.clone();
                         let shared = shared.clone();
                         scope.spawn(move || {
-                            let mut open: Vec<usize> = (0..inputs.len()).collect();
-                            while let Some(item) = recv_any(&inputs, &mut open) {
-                                shared.counters[i].received.fetch_add(1, Ordering::Relaxed);
-                                let source = item.source.clone();
-                                match guarded(|| worker.process(item)) {
-                                    Ok(out) => send_all(&outputs, out, &shared, i, terminal),
-                                    Err(e) => shared.record(i, &source, e),
-                                }
-                                shared.progress.inc(i);
-                            }
+                            consume(&inputs, &outputs, &shared, i, terminal, |item| {
+                                worker.process(item)
+                            });
                         });
                     }
                 }
@@ -360,16 +375,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                     let outputs = port.outputs;
                     let shared = shared.clone();
                     scope.spawn(move || {
-                        let mut open: Vec<usize> = (0..inputs.len()).collect();
-                        while let Some(item) = recv_any(&inputs, &mut open) {
-                            shared.counters[i].received.fetch_add(1, Ordering::Relaxed);
-                            let source = item.source.clone();
-                            match guarded(|| worker.push(item)) {
-                                Ok(out) => send_all(&outputs, out, &shared, i, terminal),
-                                Err(e) => shared.record(i, &source, e),
-                            }
-                            shared.progress.inc(i);
-                        }
+                        consume(&inputs, &outputs, &shared, i, terminal, |item| worker.push(item));
                         let flushed = match std::panic::catch_unwind(AssertUnwindSafe(|| worker.finish())) {
                             Ok(v) => v,
                             Err(_) => vec![Err((
