@@ -569,7 +569,7 @@ pub fn review_html_with(report: &VerifyReport, output: &Path, opts: &ReviewOptio
         }
         h.push_str("</ul>");
     }
-    // Findings on files no longer in the tree (cannot happen for a fresh report).
+    // Findings on files no longer in the tree still show in the summary list above.
     h.push_str("</body></html>\n");
     h
 }
@@ -641,6 +641,45 @@ mod tests {
         let png = decode_b64(&html[start..end]);
         let t = image::load_from_memory(&png).unwrap();
         assert_eq!((t.width(), t.height()), (64, 43));
+    }
+
+    #[test]
+    fn dicom_without_pixels_gets_a_placeholder_and_escaped_header_values() {
+        use dicom_core::{DataElement, PrimitiveValue, VR};
+        use dicom_dictionary_std::uids;
+        let dir = tempfile::tempdir().unwrap();
+        let mut o = dicom_object::InMemDicomObject::new_empty();
+        for (t, vr, v) in [
+            (tags::SOP_CLASS_UID, VR::UI, uids::CT_IMAGE_STORAGE),
+            (tags::SOP_INSTANCE_UID, VR::UI, "2.25.1"),
+            (tags::STUDY_INSTANCE_UID, VR::UI, "2.25.2"),
+            (tags::SERIES_INSTANCE_UID, VR::UI, "2.25.3"),
+            (tags::PATIENT_ID, VR::LO, "SUBJ42"),
+            (tags::MODALITY, VR::CS, "CT"),
+            (tags::SERIES_DESCRIPTION, VR::LO, "<img src=x>"),
+        ] {
+            o.put(DataElement::new(t, vr, PrimitiveValue::from(v)));
+        }
+        let meta = dicom_object::meta::FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid(uids::CT_IMAGE_STORAGE)
+            .media_storage_sop_instance_uid("2.25.1")
+            .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+            .build()
+            .unwrap();
+        // Named without .dcm: DICOM is recognised by its marker.
+        let file = dir.path().join("a/b/instance");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        o.with_exact_meta(meta).write_to_file(&file).unwrap();
+        let opts = ReviewOptions {
+            ffmpeg: None,
+            thumb_side: 64,
+        };
+        let html = review_html_with(&VerifyReport::default(), dir.path(), &opts);
+        assert_eq!(html.matches("<img").count(), 0, "{html}");
+        assert!(html.contains("<div class=\"placeholder\">no pixel data</div>"));
+        assert!(html.contains("<th>SeriesDescription</th><td>&lt;img src=x&gt;</td>"));
+        assert!(html.contains("Patient SUBJ42") && html.contains("<code>2.25.3</code>"));
+        assert!(!html.contains("card flagged"));
     }
 
     fn decode_b64(s: &str) -> Vec<u8> {
