@@ -79,6 +79,11 @@ enum Command {
         /// Write the findings as JSON to this file.
         #[arg(long, value_name = "FILE")]
         json: Option<PathBuf>,
+        /// Write a self-contained HTML review sheet to this file: a thumbnail of every still,
+        /// clip (first frame, with ffmpeg) and DICOM file, grouped by patient/study/series,
+        /// with retained header values and the findings beside each file.
+        #[arg(long, value_name = "FILE")]
+        report: Option<PathBuf>,
     },
     /// Print a methods-section paragraph (markdown) for a recipe, with provenance.
     Explain {
@@ -186,6 +191,7 @@ fn main() -> ExitCode {
             originals,
             output,
             json,
+            report: sheet,
         } => match dcmflow_stages::verify::verify(&originals, &output) {
             Ok(report) => {
                 for f in &report.findings {
@@ -218,6 +224,13 @@ fn main() -> ExitCode {
                         serde_json::to_string_pretty(&report).unwrap_or_default(),
                     ) {
                         eprintln!("dcmflow: cannot write {}: {e}", j.display());
+                        return ExitCode::from(2);
+                    }
+                }
+                if let Some(sheet) = sheet {
+                    let html = dcmflow_stages::review::review_html(&report, &output);
+                    if let Err(e) = std::fs::write(&sheet, html) {
+                        eprintln!("dcmflow: cannot write {}: {e}", sheet.display());
                         return ExitCode::from(2);
                     }
                 }

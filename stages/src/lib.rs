@@ -14,6 +14,7 @@ pub mod path_template;
 pub mod pixels;
 pub mod read_dicom;
 pub mod remap_uids;
+pub mod review;
 pub mod shift_dates;
 pub mod sort_series;
 mod testing;

@@ -251,3 +251,80 @@ pub fn files_with_ext(dir: &Path, ext: &str) -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == ext))
         .collect()
 }
+
+/// Pixel samples of a fixture built by [`image_instance`], all frames one after the other.
+pub enum Samples {
+    U8(Vec<u8>),
+    U16(Vec<u16>),
+}
+
+/// A grayscale instance for end-to-end tests: identifiers, geometry and samples given, plus
+/// extra text attributes (`extra`) such as dates or a frame rate.
+pub struct ImageSpec<'a> {
+    pub patient_name: &'a str,
+    pub patient_id: &'a str,
+    pub study: &'a str,
+    pub series: &'a str,
+    pub sop: &'a str,
+    pub modality: &'a str,
+    pub sop_class: &'a str,
+    pub rows: u16,
+    pub cols: u16,
+    pub frames: u32,
+    pub samples: Samples,
+    pub extra: Vec<(dicom_core::Tag, VR, String)>,
+    pub transfer_syntax: &'a str,
+}
+
+/// The bytes of a DICOM file for `spec` (Explicit or Implicit VR Little Endian).
+pub fn image_instance(spec: &ImageSpec) -> Vec<u8> {
+    let mut o = InMemDicomObject::new_empty();
+    let mut s = |t, vr, v: &str| {
+        o.put(DataElement::new(t, vr, PrimitiveValue::from(v)));
+    };
+    s(tags::SOP_CLASS_UID, VR::UI, spec.sop_class);
+    s(tags::SOP_INSTANCE_UID, VR::UI, spec.sop);
+    s(tags::STUDY_INSTANCE_UID, VR::UI, spec.study);
+    s(tags::SERIES_INSTANCE_UID, VR::UI, spec.series);
+    s(tags::PATIENT_NAME, VR::PN, spec.patient_name);
+    s(tags::PATIENT_ID, VR::LO, spec.patient_id);
+    s(tags::MODALITY, VR::CS, spec.modality);
+    s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2");
+    if spec.frames > 1 {
+        s(tags::NUMBER_OF_FRAMES, VR::IS, &spec.frames.to_string());
+    }
+    for (t, vr, v) in &spec.extra {
+        s(*t, *vr, v);
+    }
+    let us = |o: &mut InMemDicomObject, t, v: u16| {
+        o.put(DataElement::new(t, VR::US, PrimitiveValue::from(v)));
+    };
+    us(&mut o, tags::ROWS, spec.rows);
+    us(&mut o, tags::COLUMNS, spec.cols);
+    us(&mut o, tags::SAMPLES_PER_PIXEL, 1);
+    let n = spec.rows as usize * spec.cols as usize * spec.frames as usize;
+    let (bits, value, vr) = match &spec.samples {
+        Samples::U8(v) => {
+            assert_eq!(v.len(), n, "sample count");
+            (8, PrimitiveValue::U8(v.clone().into()), VR::OB)
+        }
+        Samples::U16(v) => {
+            assert_eq!(v.len(), n, "sample count");
+            (16, PrimitiveValue::U16(v.clone().into()), VR::OW)
+        }
+    };
+    us(&mut o, tags::BITS_ALLOCATED, bits);
+    us(&mut o, tags::BITS_STORED, if bits == 8 { 8 } else { 12 });
+    us(&mut o, tags::HIGH_BIT, if bits == 8 { 7 } else { 11 });
+    us(&mut o, tags::PIXEL_REPRESENTATION, 0);
+    o.put(DataElement::new(tags::PIXEL_DATA, vr, value));
+    let meta = FileMetaTableBuilder::new()
+        .media_storage_sop_class_uid(spec.sop_class)
+        .media_storage_sop_instance_uid(spec.sop)
+        .transfer_syntax(spec.transfer_syntax)
+        .build()
+        .unwrap();
+    let mut buf = Vec::new();
+    o.with_exact_meta(meta).write_all(&mut buf).unwrap();
+    buf
+}
