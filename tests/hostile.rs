@@ -80,3 +80,109 @@ fn truncated_corpus_files_give_errors_or_complete_outputs_never_a_panic() {
         report["problems"].as_array().unwrap().len()
     );
 }
+
+/// One explicit VR little endian element (long-header VRs get the 4-byte length).
+fn el(g: u16, e: u16, vr: &[u8; 2], val: &[u8]) -> Vec<u8> {
+    let mut v = Vec::new();
+    v.extend_from_slice(&g.to_le_bytes());
+    v.extend_from_slice(&e.to_le_bytes());
+    v.extend_from_slice(vr);
+    if matches!(vr, b"OB" | b"OW" | b"SQ" | b"UN" | b"UT") {
+        v.extend_from_slice(&[0, 0]);
+        v.extend_from_slice(&(val.len() as u32).to_le_bytes());
+    } else {
+        v.extend_from_slice(&(val.len() as u16).to_le_bytes());
+    }
+    v.extend_from_slice(val);
+    v
+}
+
+/// Preamble, file meta group (explicit VR LE) and the SOP class/instance of a small file,
+/// followed by `tail` (data set elements after (0008,0018)).
+fn file_with(sop: &str, tail: &[u8]) -> Vec<u8> {
+    file_of_class(b"1.2.840.10008.5.1.4.1.1.7\0", sop, tail)
+}
+
+/// As [`file_with`], with the SOP class UID given (even length, NUL-padded).
+fn file_of_class(class: &[u8], sop: &str, tail: &[u8]) -> Vec<u8> {
+    let mut uid = sop.as_bytes().to_vec();
+    if uid.len() % 2 == 1 {
+        uid.push(0);
+    }
+    let mut meta = el(2, 1, b"OB", &[0, 1]);
+    meta.extend(el(2, 2, b"UI", class));
+    meta.extend(el(2, 3, b"UI", &uid));
+    meta.extend(el(2, 0x10, b"UI", b"1.2.840.10008.1.2.1\0"));
+    let mut f = vec![0u8; 128];
+    f.extend_from_slice(b"DICM");
+    f.extend(el(2, 0, b"UL", &(meta.len() as u32).to_le_bytes()));
+    f.extend(meta);
+    f.extend(el(8, 0x16, b"UI", class));
+    f.extend(el(8, 0x18, b"UI", &uid));
+    f.extend_from_slice(tail);
+    f
+}
+
+/// A ContentSequence holding an item holding a ContentSequence ... `depth` levels deep, all of
+/// undefined length, closed by delimiters.
+fn nested_sequences(depth: usize) -> Vec<u8> {
+    let mut v = Vec::new();
+    for _ in 0..depth {
+        v.extend_from_slice(&0x0040u16.to_le_bytes());
+        v.extend_from_slice(&0xA730u16.to_le_bytes());
+        v.extend_from_slice(b"SQ\0\0");
+        v.extend_from_slice(&u32::MAX.to_le_bytes());
+        v.extend_from_slice(&0xFFFEu16.to_le_bytes());
+        v.extend_from_slice(&0xE000u16.to_le_bytes());
+        v.extend_from_slice(&u32::MAX.to_le_bytes());
+    }
+    for _ in 0..depth {
+        for e in [0xE00Du16, 0xE0DD] {
+            v.extend_from_slice(&0xFFFEu16.to_le_bytes());
+            v.extend_from_slice(&e.to_le_bytes());
+            v.extend_from_slice(&0u32.to_le_bytes());
+        }
+    }
+    v
+}
+
+#[test]
+fn sequences_nested_5000_deep_are_refused_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    std::fs::write(
+        input.join("a_deep.dcm"),
+        file_with("1.2.826.0.1.3680043.10.99.1", &nested_sequences(5000)),
+    )
+    .unwrap();
+    std::fs::write(
+        input.join("b_ok.dcm"),
+        file_with("1.2.826.0.1.3680043.10.99.2", &nested_sequences(3)),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = dcmflow(&[
+        "run",
+        "recipes/copy.yaml",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report = run_report(&out);
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(problems[0]["input"]
+        .as_str()
+        .unwrap()
+        .ends_with("a_deep.dcm"));
+    let reason = problems[0]["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("nested more than 128 levels deep"),
+        "{reason}"
+    );
+    assert_eq!(files_with_ext(&out, "dcm").len(), 1);
+}

@@ -490,7 +490,9 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             tag.0, tag.1
         ))
     };
+    let mut nest = Nesting::default();
     loop {
+        nest.close_ended(pos);
         if r.read_exact(&mut buf[..4]).is_err() {
             return Ok(()); // the end (a truncated tail is the parser's to report)
         }
@@ -522,8 +524,10 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
                     u16::from_be_bytes([buf[0], buf[1]]),
                     u16::from_be_bytes([buf[2], buf[3]]),
                 );
-                return scan_rest(&mut r, t, pos, total, explicit, big)
-                    .map_err(|(t, l, left)| too_long(t, l, left));
+                return scan_rest(&mut r, t, pos, total, explicit, big).map_err(|e| match e {
+                    ScanError::TooLong(t, l, left) => too_long(t, l, left),
+                    ScanError::TooDeep(at) => Nesting::too_deep(at),
+                });
             }
         }
         let mut encapsulated = false;
@@ -534,9 +538,14 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             pos += 4;
             if fragments && tag.1 == 0xE0DD {
                 fragments = false;
+                continue;
+            }
+            if !fragments && matches!(tag.1, 0xE00D | 0xE0DD) {
+                nest.delimit();
+                continue;
             }
             (u32_at(&buf[4..8]), !fragments)
-        } else if in_meta || explicit {
+        } else if in_meta || (explicit && !nest.implicit()) {
             if r.read_exact(&mut buf[4..8]).is_err() {
                 return Ok(());
             }
@@ -563,7 +572,13 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
                 }
                 pos += 4;
                 encapsulated = matches!(&vr, b"OB" | b"OW");
-                (u32_at(&buf[8..12]), &vr == b"SQ")
+                let len = u32_at(&buf[8..12]);
+                if &vr == b"UN" && len == 0xFFFF_FFFF {
+                    // Read as a sequence in implicit VR little endian.
+                    nest.open(None, Some(true), pos)?;
+                    continue;
+                }
+                (len, &vr == b"SQ")
             } else {
                 (u16_at(&buf[6..8]) as u32, false)
             }
@@ -572,8 +587,25 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
                 return Ok(());
             }
             pos += 4;
-            (u32_at(&buf[4..8]), false)
+            let len = u32_at(&buf[4..8]);
+            if tag == (0x7FE0, 0x0010) && len == 0xFFFF_FFFF {
+                fragments = true;
+                continue;
+            }
+            // No VR to tell a sequence: one whose value starts with an item tag is one.
+            let mut container = len == 0xFFFF_FFFF;
+            if !container && len >= 8 && r.read_exact(&mut buf[8..12]).is_ok() {
+                container = u16_at(&buf[8..10]) == 0xFFFE && u16_at(&buf[10..12]) == 0xE000;
+                r.seek_relative(-4)
+                    .map_err(|e| ItemError::context("cannot read the file", &e))?;
+            }
+            (len, container)
         };
+        if tag.0 != 0xFFFE && (len == 0xFFFF_FFFF || is_container) && !encapsulated {
+            nest.open((len != 0xFFFF_FFFF).then(|| pos + len as u64), None, pos)?;
+        } else if tag == (0xFFFE, 0xE000) && is_container {
+            nest.open((len != 0xFFFF_FFFF).then(|| pos + len as u64), None, pos)?;
+        }
         if encapsulated && len == 0xFFFF_FFFF {
             fragments = true;
             continue;
@@ -606,6 +638,62 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             .map_err(|e| ItemError::context("cannot read the file", &e))?;
         pos += len as u64;
     }
+}
+
+/// How deep sequences and items may nest (each sequence and each item is one level). The
+/// parser recurses once per level, so a file nested thousands deep would overflow the stack
+/// and abort the whole run; real files stay far below this (an SR tree of 30 levels is rare).
+pub const MAX_NESTING: usize = 128;
+
+/// The sequences and items open at a point of [`prescan`]'s walk.
+#[derive(Default)]
+struct Nesting {
+    /// Per open level: where it ends (None: undefined length, closed by a delimiter) and
+    /// whether its content is implicit VR (inside a UN of undefined length).
+    open: Vec<(Option<u64>, bool)>,
+}
+
+impl Nesting {
+    fn implicit(&self) -> bool {
+        self.open.last().is_some_and(|l| l.1)
+    }
+    /// Close the levels of defined length that end at or before `pos`.
+    fn close_ended(&mut self, pos: u64) {
+        while self
+            .open
+            .last()
+            .is_some_and(|l| l.0.is_some_and(|end| end <= pos))
+        {
+            self.open.pop();
+        }
+    }
+    /// Open a level ending at `end` (None: undefined length); `implicit` None inherits.
+    fn open(&mut self, end: Option<u64>, implicit: Option<bool>, at: u64) -> Result<(), ItemError> {
+        let implicit = implicit.unwrap_or_else(|| self.implicit());
+        self.open.push((end, implicit));
+        if self.open.len() > MAX_NESTING {
+            return Err(Self::too_deep(at));
+        }
+        Ok(())
+    }
+    /// An item or sequence delimiter closes the innermost level.
+    fn delimit(&mut self) {
+        self.open.pop();
+    }
+    fn too_deep(at: u64) -> ItemError {
+        ItemError::failed(format!(
+            "sequences and items are nested more than {MAX_NESTING} levels deep (depth {} at byte {at}); refusing to read it",
+            MAX_NESTING + 1
+        ))
+    }
+}
+
+/// Why [`scan_rest`] refused a file.
+enum ScanError {
+    /// (tag, declared length, bytes left)
+    TooLong((u16, u16), u64, u64),
+    /// Nested too deep, at this byte offset.
+    TooDeep(u64),
 }
 
 /// A deflated data set must inflate completely, and to a bounded size (64 times the file, at
@@ -672,8 +760,9 @@ fn scan_rest(
     total: u64,
     explicit: bool,
     big: bool,
-) -> Result<(), ((u16, u16), u64, u64)> {
+) -> Result<(), ScanError> {
     let mut tag = first;
+    let mut nest = Nesting::default();
     let mut fragments = false;
     let mut buf = [0u8; 8];
     let rd16 = |b: &[u8]| {
@@ -691,16 +780,25 @@ fn scan_rest(
         }
     };
     loop {
+        nest.close_ended(pos.saturating_sub(4));
         if r.read_exact(&mut buf[..4]).is_err() {
             return Ok(());
         }
         pos += 4;
         let mut encapsulated = false;
+        let mut delimiter = false;
         let (len, container) = if tag.0 == 0xFFFE || !explicit {
             if fragments && tag == (0xFFFE, 0xE0DD) {
                 fragments = false;
+            } else if !fragments && tag.0 == 0xFFFE && matches!(tag.1, 0xE00D | 0xE0DD) {
+                delimiter = true;
             }
-            (rd32(&buf[..4]), tag.0 == 0xFFFE && !fragments)
+            let len = rd32(&buf[..4]);
+            let undefined_in_implicit = !explicit && tag.0 != 0xFFFE && len == 0xFFFF_FFFF;
+            (
+                len,
+                !delimiter && (tag.0 == 0xFFFE && !fragments || undefined_in_implicit),
+            )
         } else {
             let vr = [buf[0], buf[1]];
             if matches!(
@@ -731,10 +829,16 @@ fn scan_rest(
         };
         if encapsulated && len == 0xFFFF_FFFF {
             fragments = true;
-        } else if !(len == 0xFFFF_FFFF || container) {
+        } else if delimiter {
+            nest.delimit();
+        } else if container || len == 0xFFFF_FFFF {
+            let end = (len != 0xFFFF_FFFF).then(|| pos + len as u64);
+            nest.open(end, None, pos)
+                .map_err(|_| ScanError::TooDeep(pos))?;
+        } else {
             let left = total.saturating_sub(pos);
             if len as u64 > left {
-                return Err((tag, len as u64, left));
+                return Err(ScanError::TooLong(tag, len as u64, left));
             }
             if r.seek_relative(len as i64).is_err() {
                 return Ok(());
@@ -917,5 +1021,98 @@ mod tests {
         std::fs::write(&p, small_file(&el(0x10, 0x10, b"PN", b"Doe^John"))).unwrap();
         let obj = open_dicom(&p, true).unwrap();
         assert!(obj.get(tags::PATIENT_NAME).is_some());
+    }
+
+    /// `depth` ContentSequences each holding one item, of undefined length (closed by
+    /// delimiters) or of defined length.
+    fn nested(depth: usize, defined: bool) -> Vec<u8> {
+        let mut inner = el(0x0008, 0x0100, b"SH", b"LEAF");
+        for _ in 0..depth {
+            let mut item = Vec::new();
+            item.extend_from_slice(&0xFFFEu16.to_le_bytes());
+            item.extend_from_slice(&0xE000u16.to_le_bytes());
+            let mut sq = Vec::new();
+            sq.extend_from_slice(&0x0040u16.to_le_bytes());
+            sq.extend_from_slice(&0xA730u16.to_le_bytes());
+            sq.extend_from_slice(b"SQ\0\0");
+            if defined {
+                item.extend_from_slice(&(inner.len() as u32).to_le_bytes());
+                item.extend(inner);
+                sq.extend_from_slice(&(item.len() as u32).to_le_bytes());
+                sq.extend(item);
+            } else {
+                item.extend_from_slice(&u32::MAX.to_le_bytes());
+                item.extend(inner);
+                item.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+                sq.extend_from_slice(&u32::MAX.to_le_bytes());
+                sq.extend(item);
+                sq.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+            }
+            inner = sq;
+        }
+        inner
+    }
+
+    fn open_bytes(bytes: &[u8]) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.dcm");
+        std::fs::write(&p, bytes).unwrap();
+        open_dicom(&p, true)
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_read_and_one_level_more_is_refused() {
+        for defined in [false, true] {
+            let mut tail = nested(MAX_NESTING / 2, defined);
+            tail.extend(el(0x0010, 0x0010, b"PN", b"Doe^John"));
+            let obj = open_bytes(&small_file(&tail)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(obj.get(tags::PATIENT_NAME).is_some(), "defined {defined}");
+            let e = open_bytes(&small_file(&nested(MAX_NESTING / 2 + 1, defined))).unwrap_err();
+            assert!(
+                e.reason()
+                    .contains("nested more than 128 levels deep (depth 129"),
+                "defined {defined}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_in_implicit_vr_and_inside_un_is_refused() {
+        // Implicit VR little endian: sequences are told by an item tag at the start of the value.
+        let mut implicit = Vec::new();
+        for (g, e, vr, v) in [
+            (8u16, 0x16u16, b"UI", &b"1.2.840.10008.5.1.4.1.1.7\0"[..]),
+            (8, 0x18, b"UI", b"1.2.3.4\0"),
+        ] {
+            let _ = vr;
+            implicit.extend_from_slice(&g.to_le_bytes());
+            implicit.extend_from_slice(&e.to_le_bytes());
+            implicit.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            implicit.extend_from_slice(v);
+        }
+        let mut inner = Vec::new();
+        for _ in 0..200 {
+            let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+            item.extend_from_slice(&(inner.len() as u32).to_le_bytes());
+            item.extend(inner);
+            let mut sq = vec![0x40, 0x00, 0x30, 0xA7];
+            sq.extend_from_slice(&(item.len() as u32).to_le_bytes());
+            sq.extend(item);
+            inner = sq;
+        }
+        implicit.extend(inner);
+        let e = open_bytes(&implicit).unwrap_err();
+        assert!(e.reason().contains("nested more than 128"), "{e}");
+
+        // A UN of undefined length holds an implicit VR sequence.
+        let mut un = vec![0x40, 0x00, 0x30, 0xA7];
+        un.extend_from_slice(b"UN\0\0");
+        un.extend_from_slice(&u32::MAX.to_le_bytes());
+        for _ in 0..200 {
+            un.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+            un.extend_from_slice(&[0x40, 0x00, 0x30, 0xA7, 0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        let e = open_bytes(&small_file(&un)).unwrap_err();
+        assert!(e.reason().contains("nested more than 128"), "{e}");
     }
 }
