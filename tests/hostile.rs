@@ -186,3 +186,97 @@ fn sequences_nested_5000_deep_are_refused_and_the_run_goes_on() {
     );
     assert_eq!(files_with_ext(&out, "dcm").len(), 1);
 }
+
+/// A CT image whose header claims `rows` x `cols` x `frames` 8-bit samples, with 64 bytes of
+/// pixel data.
+fn huge_claim(sop: &str, rows: u16, cols: u16, frames: u32) -> Vec<u8> {
+    let mut t = el(8, 0x60, b"CS", b"CT");
+    t.extend(el(0x10, 0x10, b"PN", b"Huge^Claim"));
+    t.extend(el(0x10, 0x20, b"LO", b"HUGE01"));
+    t.extend(el(0x28, 0x02, b"US", &1u16.to_le_bytes()));
+    t.extend(el(0x28, 0x04, b"CS", b"MONOCHROME2 "));
+    let mut n = frames.to_string().into_bytes();
+    if n.len() % 2 == 1 {
+        n.push(b' ');
+    }
+    t.extend(el(0x28, 0x08, b"IS", &n));
+    t.extend(el(0x28, 0x10, b"US", &rows.to_le_bytes()));
+    t.extend(el(0x28, 0x11, b"US", &cols.to_le_bytes()));
+    for (e, v) in [(0x100u16, 8u16), (0x101, 8), (0x102, 7), (0x103, 0)] {
+        t.extend(el(0x28, e, b"US", &v.to_le_bytes()));
+    }
+    t.extend(el(0x7FE0, 0x10, b"OB", &[7u8; 64]));
+    file_of_class(b"1.2.840.10008.5.1.4.1.1.2\0", sop, &t)
+}
+
+#[test]
+fn a_small_file_claiming_65535_by_65535_by_a_million_frames_is_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let bytes = huge_claim("1.2.826.0.1.3680043.10.98.1", 65535, 65535, 1_000_000);
+    assert!(bytes.len() < 1024);
+    std::fs::write(input.join("huge.dcm"), bytes).unwrap();
+    let out = dir.path().join("out");
+    let o = dcmflow_with_test_secret(&[
+        "run",
+        "recipes/stills.yaml",
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report = run_report(&out);
+    let problems = report["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0]["stage"], "decode", "{problems:?}");
+    let reason = problems[0]["reason"].as_str().unwrap();
+    // 65535 x 65535 x 1,000,000 bytes, in MiB, rounded up.
+    assert!(
+        reason.contains("would take 4095875001 MiB")
+            && reason.contains("over the limit of 2048 MiB"),
+        "{reason}"
+    );
+    assert!(!reason.contains("HUGE01") && !reason.contains("Huge"));
+}
+
+#[test]
+fn decode_pixels_max_decoded_mib_lowers_the_ceiling() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    // 1024 x 1024 x 2 frames = 2 MiB claimed (with 64 bytes present).
+    std::fs::write(
+        input.join("two_mib.dcm"),
+        huge_claim("1.2.826.0.1.3680043.10.98.2", 1024, 1024, 2),
+    )
+    .unwrap();
+    let recipe = dir.path().join("r.yaml");
+    std::fs::write(
+        &recipe,
+        "version: 1\nstages:\n  - id: read\n    type: read_dicom\n  - id: decode\n    type: decode_pixels\n    inputs: [read]\n    with: { max_decoded_mib: 1 }\n  - id: window\n    type: apply_window\n    inputs: [decode]\n  - id: encode\n    type: encode_image\n    inputs: [window]\n    with: { format: png, require_deidentified: false, path: \"{frame}.png\" }\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = dcmflow(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report = run_report(&out);
+    let reason = report["problems"][0]["reason"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        reason.contains("would take 2 MiB") && reason.contains("over the limit of 1 MiB"),
+        "{reason}"
+    );
+}
