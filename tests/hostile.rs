@@ -280,3 +280,318 @@ fn decode_pixels_max_decoded_mib_lowers_the_ceiling() {
         "{reason}"
     );
 }
+
+/// A CT instance from explicit elements (ascending tags, values already encoded).
+fn ct_with(sop: &str, elems: &[(u16, u16, &[u8; 2], Vec<u8>)]) -> Vec<u8> {
+    let class = b"1.2.840.10008.5.1.4.1.1.2\0";
+    let mut uid = sop.as_bytes().to_vec();
+    if uid.len() % 2 == 1 {
+        uid.push(0);
+    }
+    let mut meta = el(2, 1, b"OB", &[0, 1]);
+    meta.extend(el(2, 2, b"UI", class));
+    meta.extend(el(2, 3, b"UI", &uid));
+    meta.extend(el(2, 0x10, b"UI", b"1.2.840.10008.1.2.1\0"));
+    let mut f = vec![0u8; 128];
+    f.extend_from_slice(b"DICM");
+    f.extend(el(2, 0, b"UL", &(meta.len() as u32).to_le_bytes()));
+    f.extend(meta);
+    let mut all: Vec<(u16, u16, &[u8; 2], Vec<u8>)> = elems.to_vec();
+    all.push((8, 0x16, b"UI", class.to_vec()));
+    all.push((8, 0x18, b"UI", uid));
+    all.push((8, 0x60, b"CS", b"CT".to_vec()));
+    all.sort_by_key(|e| (e.0, e.1));
+    for (g, e, vr, mut v) in all {
+        if v.len() % 2 == 1 {
+            v.push(if vr == b"UI" { 0 } else { b' ' });
+        }
+        f.extend(el(g, e, vr, &v));
+    }
+    f
+}
+
+/// Whether a path component is safe on every common file system.
+fn component_problem(c: &str) -> Option<&'static str> {
+    const RESERVED: &[&str] = &[
+        "CON", "PRN", "AUX", "NUL", "COM1", "COM2", "COM3", "COM4", "COM5", "COM6", "COM7", "COM8",
+        "COM9", "LPT1", "LPT2", "LPT3", "LPT4", "LPT5", "LPT6", "LPT7", "LPT8", "LPT9",
+    ];
+    if c.is_empty() {
+        return Some("empty");
+    }
+    if c.starts_with('.') {
+        return Some("hidden, . or ..");
+    }
+    if c.ends_with('.') || c.ends_with(' ') {
+        return Some("ends with a dot or space");
+    }
+    if c.len() > 255 {
+        return Some("longer than 255 bytes");
+    }
+    if c.chars()
+        .any(|ch| ch.is_control() || "<>:\"/\\|?*".contains(ch))
+    {
+        return Some("control or reserved character");
+    }
+    let stem = c.split('.').next().unwrap_or("").to_ascii_uppercase();
+    if RESERVED.contains(&stem.as_str()) {
+        return Some("reserved device name");
+    }
+    None
+}
+
+#[test]
+fn hostile_patient_ids_and_names_land_inside_the_output_folder_under_safe_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let long_a = "A".repeat(5000);
+    let long_e = "é".repeat(5000);
+    let iso2022_name =
+        b"Yamada^Tarou=\x1b$B;3ED\x1b(B^\x1b$BB@O:\x1b(B=\x1b$B$d$^$@\x1b(B^\x1b$B$?$m$&\x1b(B"
+            .to_vec();
+    // (charset, PatientID, PatientName)
+    let cases: Vec<(&str, Vec<u8>, Vec<u8>)> = vec![
+        ("", b"../../etc".to_vec(), b"../../etc^passwd".to_vec()),
+        ("", b"/abs".to_vec(), b"/abs/olute".to_vec()),
+        ("", b"a\0b".to_vec(), b"a\0b^c".to_vec()),
+        (
+            "",
+            b"\x01\x07\t\x1b[31m\x7f".to_vec(),
+            b"x\r\ny\x08".to_vec(),
+        ),
+        ("", long_a.clone().into_bytes(), long_a.into_bytes()),
+        (
+            "ISO_IR 192",
+            long_e.clone().into_bytes(),
+            long_e.into_bytes(),
+        ),
+        ("", b"CON".to_vec(), b"nul.txt".to_vec()),
+        ("", b"COM1.dcm".to_vec(), b"LPT9".to_vec()),
+        ("", b"..".to_vec(), b".".to_vec()),
+        ("", b"...".to_vec(), b".hidden".to_vec()),
+        ("", b"C:\\Windows".to_vec(), b"a:b|c*d?e<f>g\"h".to_vec()),
+        ("", b"trailing. ".to_vec(), b"x/../../..".to_vec()),
+        (
+            "ISO_IR 192",
+            "患者01".as_bytes().to_vec(),
+            "山田^太郎".as_bytes().to_vec(),
+        ),
+        (
+            "ISO_IR 192",
+            "\u{202E}gpj.exe".as_bytes().to_vec(),
+            "\u{200B}\u{FEFF}^\u{2028}".as_bytes().to_vec(),
+        ),
+        (
+            "\\ISO 2022 IR 87",
+            b"\x1b$B;3ED\x1b(B".to_vec(),
+            iso2022_name,
+        ),
+    ];
+    for (i, (charset, id, name)) in cases.iter().enumerate() {
+        let mut elems: Vec<(u16, u16, &[u8; 2], Vec<u8>)> = vec![
+            (0x10, 0x10, b"PN", name.clone()),
+            (0x10, 0x20, b"LO", id.clone()),
+        ];
+        if !charset.is_empty() {
+            elems.push((8, 5, b"CS", charset.as_bytes().to_vec()));
+        }
+        std::fs::write(
+            input.join(format!("case{i:02}.dcm")),
+            ct_with(&format!("1.2.826.0.1.3680043.10.97.{i}"), &elems),
+        )
+        .unwrap();
+    }
+    let recipe = dir.path().join("names.yaml");
+    std::fs::write(
+        &recipe,
+        "version: 1\nstages:\n  - id: read\n    type: read_dicom\n  - id: write\n    type: write_dicom\n    inputs: [read]\n    with:\n      path: \"{PatientID}/{PatientName}/{SOPInstanceUID}.dcm\"\n      if_exists: suffix\n",
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = dcmflow(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let root = std::fs::canonicalize(&out).unwrap();
+    let outputs = files_below(&out);
+    let dcm: Vec<_> = outputs
+        .iter()
+        .filter(|p| p.file_name().unwrap() != "run.json")
+        .collect();
+    assert_eq!(dcm.len(), cases.len(), "{dcm:?}");
+    // Nothing was written next to the output folder (e.g. by "../../etc").
+    let beside: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .collect();
+    let mut beside_sorted = beside.clone();
+    beside_sorted.sort();
+    assert_eq!(beside_sorted, ["in", "names.yaml", "out"]);
+    for p in dcm {
+        let canon = std::fs::canonicalize(p).unwrap();
+        assert!(canon.starts_with(&root), "{}", p.display());
+        let rel = p.strip_prefix(&out).unwrap();
+        eprintln!("{}", rel.display());
+        assert_eq!(rel.components().count(), 3, "{}", rel.display());
+        for c in rel.components() {
+            let c = c.as_os_str().to_str().expect("UTF-8 name");
+            assert!(
+                component_problem(c).is_none(),
+                "{:?} in {}: {:?}",
+                c,
+                rel.display(),
+                component_problem(c)
+            );
+        }
+        dicom_object::open_file(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+}
+
+/// Run `recipe_text` over `input` into `out`; returns the exit code and the report.
+fn run_recipe(
+    dir: &std::path::Path,
+    recipe_text: &str,
+    input: &std::path::Path,
+    out: &std::path::Path,
+) -> (Option<i32>, serde_json::Value) {
+    let recipe = dir.join(format!(
+        "r{}.yaml",
+        out.file_name().unwrap().to_string_lossy()
+    ));
+    std::fs::write(&recipe, recipe_text).unwrap();
+    let o = dcmflow(&[
+        "run",
+        recipe.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(out.join("run.json").is_file(), "{}", text(&o));
+    (o.status.code(), run_report(out))
+}
+
+/// The reason run.json gives for an input (problems and skipped lists), by file name.
+fn reason_for(report: &serde_json::Value, name: &str) -> Option<String> {
+    ["problems", "skipped"].iter().find_map(|k| {
+        report[*k].as_array().unwrap().iter().find_map(|p| {
+            p["input"]
+                .as_str()
+                .unwrap()
+                .ends_with(name)
+                .then(|| format!("{}: {}", p["outcome"], p["reason"].as_str().unwrap()))
+        })
+    })
+}
+
+#[test]
+fn symlinks_loops_fifos_and_unreadable_files_each_get_a_reason_and_the_run_goes_on() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    let outside = dir.path().join("elsewhere");
+    std::fs::create_dir_all(input.join("loop")).unwrap();
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(
+        input.join("a_good.dcm"),
+        small_ct(
+            "P1",
+            "1.2.826.0.1.3680043.10.96",
+            "1.2.826.0.1.3680043.10.96.1",
+            "1.2.826.0.1.3680043.10.96.1.1",
+            1,
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        outside.join("target.dcm"),
+        small_ct(
+            "P1",
+            "1.2.826.0.1.3680043.10.96",
+            "1.2.826.0.1.3680043.10.96.1",
+            "1.2.826.0.1.3680043.10.96.1.2",
+            2,
+        ),
+    )
+    .unwrap();
+    symlink(outside.join("target.dcm"), input.join("b_link.dcm")).unwrap();
+    symlink(&input, input.join("loop").join("c_back")).unwrap();
+    let fifo = input.join("d_fifo.dcm");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    // Unreadable: under root chmod 000 does not stop reading, so that case is checked only
+    // when the permission really holds.
+    let locked = input.join("e_locked.dcm");
+    std::fs::write(
+        &locked,
+        small_ct(
+            "P1",
+            "1.2.826.0.1.3680043.10.96",
+            "1.2.826.0.1.3680043.10.96.1",
+            "1.2.826.0.1.3680043.10.96.1.3",
+            3,
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let unreadable = std::fs::File::open(&locked).is_err();
+    if !unreadable {
+        eprintln!(
+            "running as root: chmod 000 does not prevent reading; unreadable-file case skipped"
+        );
+        std::fs::remove_file(&locked).unwrap();
+    }
+    let copy = |follow: bool| {
+        format!("version: 1\nstages:\n  - id: read\n    type: read_dicom\n    with: {{ follow_symlinks: {follow} }}\n  - id: write\n    type: write_dicom\n    inputs: [read]\n    with: {{ path: \"{{SOPInstanceUID}}.dcm\" }}\n")
+    };
+
+    // Links not followed: the link and the FIFO are skipped with a reason.
+    let out1 = dir.path().join("out1");
+    let (code, report) = run_recipe(dir.path(), &copy(false), &input, &out1);
+    assert!(out1.join("1.2.826.0.1.3680043.10.96.1.1.dcm").is_file());
+    let link = reason_for(&report, "b_link.dcm").expect("the link has a reason");
+    assert!(
+        link.contains("skipped") && link.contains("symbolic link not followed"),
+        "{link}"
+    );
+    let f = reason_for(&report, "d_fifo.dcm").expect("the FIFO has a reason");
+    assert!(
+        f.contains("skipped") && f.contains("not a regular file"),
+        "{f}"
+    );
+    if unreadable {
+        let r = reason_for(&report, "e_locked.dcm").expect("the unreadable file has a reason");
+        assert!(
+            r.contains("failed") && r.contains("ermission denied"),
+            "{r}"
+        );
+        assert_eq!(code, Some(1));
+    } else {
+        assert_eq!(code, Some(0), "{report}");
+    }
+
+    // Links followed: the link is read, the loop is reported, the rest goes on.
+    let out2 = dir.path().join("out2");
+    let (code, report) = run_recipe(dir.path(), &copy(true), &input, &out2);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(out2.join("1.2.826.0.1.3680043.10.96.1.1.dcm").is_file());
+    assert!(out2.join("1.2.826.0.1.3680043.10.96.1.2.dcm").is_file());
+    let l = reason_for(&report, "c_back").expect("the loop has a reason");
+    assert!(
+        l.contains("failed") && l.contains("symbolic link loop"),
+        "{l}"
+    );
+    let f = reason_for(&report, "d_fifo.dcm").expect("the FIFO has a reason");
+    assert!(f.contains("not a regular file"), "{f}");
+    for p in report["problems"].as_array().unwrap() {
+        assert!(!p["reason"].as_str().unwrap().contains("internal error"));
+    }
+}

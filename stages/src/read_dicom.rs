@@ -28,7 +28,8 @@ pub struct ReadDicomConfig {
     /// Walk sub-folders of folder inputs. Default: true.
     #[serde(default = "yes")]
     pub recursive: bool,
-    /// Follow symbolic links while walking folders (loops are detected and reported).
+    /// Follow symbolic links while walking folders (loops are detected and reported). Links
+    /// not followed, FIFOs, sockets and devices are listed as skipped in `run.json`.
     /// Default: false.
     #[serde(default)]
     pub follow_symlinks: bool,
@@ -106,6 +107,15 @@ pub struct ReadDicom {
     with_pixels: bool,
 }
 
+/// Why a path that is neither a regular file nor a folder is not read.
+fn not_regular(in_folder_walk: bool) -> String {
+    if in_folder_walk {
+        "not a regular file (a symbolic link not followed, since read_dicom follow_symlinks is false, or a FIFO, socket or device); not read".into()
+    } else {
+        "not a regular file or folder (a FIFO, socket or device); not read".into()
+    }
+}
+
 fn has_glob_chars(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
@@ -152,7 +162,18 @@ impl ReadDicom {
                         true
                     }
                 }
-                Ok(_) => true,
+                Ok(e) if e.file_type().is_dir() => true,
+                // Links not followed, FIFOs, sockets, devices: named in the report, never
+                // opened (a FIFO would block the reader).
+                Ok(e) => {
+                    let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+                    let matched = filter.is_none_or(|g| g.is_match(e.path()));
+                    if matched && self.wanted(rel) {
+                        f(Err((e.into_path(), ItemError::Skipped(not_regular(true)))))
+                    } else {
+                        true
+                    }
+                }
                 Err(err) => {
                     let path = err
                         .path()
@@ -193,6 +214,8 @@ impl ReadDicom {
                 } else {
                     f(Ok(input.clone()))
                 }
+            } else if input.exists() {
+                f(Err((input.clone(), ItemError::Skipped(not_regular(false)))))
             } else if has_glob_chars(&text) {
                 let base: PathBuf = input
                     .components()
@@ -278,6 +301,12 @@ impl SourceWorker for ReadDicom {
         let path = item.source.as_path();
         let meta =
             std::fs::metadata(path).map_err(|e| ItemError::context("cannot read the file", &e))?;
+        if !meta.is_file() {
+            // Replaced since it was found (opening a FIFO would block the reader).
+            return Err(ItemError::failed(
+                "not a regular file any more (it changed since it was found); not read",
+            ));
+        }
         if meta.len() > self.cfg.max_file_mib * 1024 * 1024 {
             return Err(ItemError::failed(format!(
                 "file is {} MiB, over the max_file_mib limit of {}",
@@ -1114,5 +1143,46 @@ mod tests {
         }
         let e = open_bytes(&small_file(&un)).unwrap_err();
         assert!(e.reason().contains("nested more than 128"), "{e}");
+    }
+
+    fn reader() -> ReadDicom {
+        ReadDicom {
+            cfg: ReadDicomConfig {
+                recursive: true,
+                follow_symlinks: false,
+                include: vec![],
+                exclude: vec![],
+                max_file_mib: 4096,
+            },
+            include: None,
+            exclude: None,
+            with_pixels: true,
+        }
+    }
+
+    #[test]
+    fn a_file_deleted_after_discovery_fails_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gone.dcm");
+        std::fs::write(&p, small_file(&[])).unwrap();
+        let found = reader().count(&[dir.path().to_path_buf()]);
+        assert_eq!(found, 1);
+        std::fs::remove_file(&p).unwrap();
+        let e = reader().process(Item::file(p.clone())).unwrap_err();
+        assert!(
+            matches!(e, ItemError::Failed(_)) && e.reason().contains("cannot read the file"),
+            "{e}"
+        );
+        let e = open_dicom(&p, true).unwrap_err();
+        assert!(e.reason().contains("cannot open the file"), "{e}");
+    }
+
+    #[test]
+    fn a_file_replaced_by_a_folder_after_discovery_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.dcm");
+        std::fs::create_dir(&p).unwrap();
+        let e = reader().process(Item::file(p)).unwrap_err();
+        assert!(e.reason().contains("not a regular file any more"), "{e}");
     }
 }
