@@ -482,7 +482,18 @@ pub fn open_dicom(
                 && bytes[ds_start + 4..ds_start + 6]
                     .iter()
                     .all(u8::is_ascii_uppercase);
-            open_bare_bytes(&bytes[ds_start..], explicit, false)
+            let ds = &bytes[ds_start..];
+            // The data set is parsed on its own: check its lengths and nesting first, as for
+            // any file.
+            prescan_reader(
+                &mut std::io::Cursor::new(ds),
+                ds.len() as u64,
+                &Layout::Bare {
+                    explicit,
+                    big_endian: false,
+                },
+            )?;
+            open_bare_bytes(ds, explicit, false)
                 .map_err(|_| ItemError::context("not readable as DICOM", &first))
         }
     }
@@ -492,11 +503,20 @@ pub fn open_dicom(
 /// before the parser allocates anything: a 1 KB file claiming a 4 GB element is refused at once
 /// instead of reserving 4 GB. Reads only element headers (values are skipped with seeks).
 fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
-    use std::io::{BufReader, Seek, SeekFrom};
     let file =
         std::fs::File::open(path).map_err(|e| ItemError::context("cannot open the file", &e))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut r = BufReader::with_capacity(8192, file);
+    let mut r = std::io::BufReader::with_capacity(8192, file);
+    prescan_reader(&mut r, total, layout)
+}
+
+/// [`prescan`] over any reader of `total` bytes laid out as `layout`.
+fn prescan_reader<R: Read + Seek>(
+    mut r: &mut R,
+    total: u64,
+    layout: &Layout,
+) -> Result<(), ItemError> {
+    use std::io::SeekFrom;
     let (mut pos, mut explicit, mut big) = match layout {
         Layout::Preamble => (132u64, true, false),
         Layout::MagicOnly => (4, true, false),
@@ -580,22 +600,7 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             }
             pos += 4;
             let vr = [buf[4], buf[5]];
-            if matches!(
-                &vr,
-                b"OB"
-                    | b"OW"
-                    | b"OF"
-                    | b"SQ"
-                    | b"UT"
-                    | b"UN"
-                    | b"UC"
-                    | b"UR"
-                    | b"OD"
-                    | b"OL"
-                    | b"OV"
-                    | b"SV"
-                    | b"UV"
-            ) {
+            if long_vr(vr) {
                 if r.read_exact(&mut buf[8..12]).is_err() {
                     return Ok(());
                 }
@@ -656,17 +661,47 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             }
             continue;
         }
+        let left = total.saturating_sub(pos);
+        if len != 0xFFFF_FFFF && len as u64 > left {
+            // A sequence or item of defined length cannot run past the file either.
+            return Err(too_long(tag, len as u64, left));
+        }
         if len == 0xFFFF_FFFF || is_container {
             continue; // undefined length or a container: its contents follow, walk on
-        }
-        let left = total.saturating_sub(pos);
-        if len as u64 > left {
-            return Err(too_long(tag, len as u64, left));
         }
         r.seek_relative(len as i64)
             .map_err(|e| ItemError::context("cannot read the file", &e))?;
         pos += len as u64;
     }
+}
+
+/// Whether an explicit VR has the 4-byte length field. As in dicom-rs, every VR other than
+/// the 21 with a 2-byte length, including unknown codes (read as UN), has it.
+fn long_vr(vr: [u8; 2]) -> bool {
+    !matches!(
+        &vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    )
 }
 
 /// How deep sequences and items may nest (each sequence and each item is one level). The
@@ -728,7 +763,7 @@ enum ScanError {
 /// A deflated data set must inflate completely, and to a bounded size (64 times the file, at
 /// least 64 MiB): a truncated stream, or a small file that inflates without bound, is refused
 /// before the parser sees it.
-fn check_deflated(r: &mut std::io::BufReader<std::fs::File>, total: u64) -> Result<(), ItemError> {
+fn check_deflated<R: Read + Seek>(r: &mut R, total: u64) -> Result<(), ItemError> {
     let limit = total.saturating_mul(64).max(64 << 20);
     // The meta group ends where the deflated stream starts: skip the rest of the meta elements.
     let mut head = [0u8; 8];
@@ -747,7 +782,7 @@ fn check_deflated(r: &mut std::io::BufReader<std::fs::File>, total: u64) -> Resu
         r.read_exact(&mut head[4..8])
             .map_err(|e| ItemError::context("cannot read the file", &e))?;
         let vr = [head[4], head[5]];
-        let len = if matches!(&vr, b"OB" | b"OW" | b"UN" | b"UT" | b"SQ") {
+        let len = if long_vr(vr) {
             let mut l = [0u8; 4];
             r.read_exact(&mut l)
                 .map_err(|e| ItemError::context("cannot read the file", &e))?;
@@ -759,31 +794,32 @@ fn check_deflated(r: &mut std::io::BufReader<std::fs::File>, total: u64) -> Resu
             .map_err(|e| ItemError::context("cannot read the file", &e))?;
     }
     let mut inflater = flate2::read::DeflateDecoder::new(r.take(total)).take(limit + 1);
-    let mut sink = [0u8; 64 * 1024];
-    let mut n: u64 = 0;
-    loop {
-        match inflater.read(&mut sink) {
-            Ok(0) => break,
-            Ok(k) => n += k as u64,
-            Err(e) => {
-                return Err(ItemError::failed(format!(
-                    "the deflated data set is corrupt or truncated: {e}"
-                )))
-            }
-        }
+    let mut inflated = Vec::new();
+    if let Err(e) = inflater.read_to_end(&mut inflated) {
+        return Err(ItemError::failed(format!(
+            "the deflated data set is corrupt or truncated: {e}"
+        )));
     }
-    if n > limit {
+    if inflated.len() as u64 > limit {
         return Err(ItemError::failed(format!(
             "the deflated data set inflates beyond {} MiB (64 times the file); refusing it",
             limit >> 20
         )));
     }
-    Ok(())
+    // The inflated data set gets the same length and nesting checks as a plain one.
+    prescan_reader(
+        &mut std::io::Cursor::new(&inflated),
+        inflated.len() as u64,
+        &Layout::Bare {
+            explicit: true,
+            big_endian: false,
+        },
+    )
 }
 
 /// The data-set part of [`prescan`] for big-endian files (after the little-endian meta group).
-fn scan_rest(
-    r: &mut std::io::BufReader<std::fs::File>,
+fn scan_rest<R: Read + Seek>(
+    r: &mut R,
     first: (u16, u16),
     mut pos: u64,
     total: u64,
@@ -830,22 +866,7 @@ fn scan_rest(
             )
         } else {
             let vr = [buf[0], buf[1]];
-            if matches!(
-                &vr,
-                b"OB"
-                    | b"OW"
-                    | b"OF"
-                    | b"SQ"
-                    | b"UT"
-                    | b"UN"
-                    | b"UC"
-                    | b"UR"
-                    | b"OD"
-                    | b"OL"
-                    | b"OV"
-                    | b"SV"
-                    | b"UV"
-            ) {
+            if long_vr(vr) {
                 if r.read_exact(&mut buf[4..8]).is_err() {
                     return Ok(());
                 }
@@ -861,6 +882,10 @@ fn scan_rest(
         } else if delimiter {
             nest.delimit();
         } else if container || len == 0xFFFF_FFFF {
+            let left = total.saturating_sub(pos);
+            if len != 0xFFFF_FFFF && len as u64 > left {
+                return Err(ScanError::TooLong(tag, len as u64, left));
+            }
             let end = (len != 0xFFFF_FFFF).then(|| pos + len as u64);
             nest.open(end, None, pos)
                 .map_err(|_| ScanError::TooDeep(pos))?;
@@ -890,10 +915,7 @@ fn skip_meta_group(bytes: &[u8], mut pos: usize) -> Option<usize> {
             return Some(pos);
         }
         let vr = &bytes[pos + 4..pos + 6];
-        let long = matches!(
-            vr,
-            b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV"
-        );
+        let long = long_vr([vr[0], vr[1]]);
         let (len, header) = if long {
             if pos + 12 > bytes.len() {
                 return None;
@@ -1184,5 +1206,81 @@ mod tests {
         std::fs::create_dir(&p).unwrap();
         let e = reader().process(Item::file(p)).unwrap_err();
         assert!(e.reason().contains("not a regular file any more"), "{e}");
+    }
+
+    /// A file meta group with the given transfer syntax (None: no (0002,0010)), then `ds`.
+    fn file_with_ts(ts: Option<&[u8]>, ds: &[u8]) -> Vec<u8> {
+        let mut meta = el(2, 1, b"OB", &[0, 1]);
+        meta.extend(el(2, 2, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0"));
+        meta.extend(el(2, 3, b"UI", b"1.2.3.4\0"));
+        if let Some(ts) = ts {
+            meta.extend(el(2, 0x10, b"UI", ts));
+        }
+        let mut f = vec![0u8; 128];
+        f.extend_from_slice(b"DICM");
+        f.extend(el(2, 0, b"UL", &(meta.len() as u32).to_le_bytes()));
+        f.extend(meta);
+        f.extend_from_slice(ds);
+        f
+    }
+
+    #[test]
+    fn a_lying_length_after_a_meta_group_without_transfer_syntax_is_refused() {
+        // Found by the hostile-corpus test: the fallback reader parsed the data set unchecked
+        // and spent minutes filling an 859 MB buffer.
+        let mut ds = el(8, 0x16, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        ds.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        ds.extend_from_slice(&[0x10, 0, 0x10, 0, b'O', b'B', 0, 0]);
+        ds.extend_from_slice(&0x3333_3330u32.to_le_bytes());
+        ds.extend_from_slice(&[0u8; 64]);
+        let e = open_bytes(&file_with_ts(None, &ds)).unwrap_err();
+        assert!(e.reason().contains("declares 858993456 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_deflated_data_set_nested_too_deep_is_refused() {
+        use std::io::Write;
+        let mut ds = el(8, 0x16, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        ds.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        ds.extend(nested(1000, false));
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&ds).unwrap();
+        let z = z.finish().unwrap();
+        let e = open_bytes(&file_with_ts(Some(b"1.2.840.10008.1.2.1.99"), &z)).unwrap_err();
+        assert!(e.reason().contains("nested more than 128"), "{e}");
+        // The same data set, shallow, still reads.
+        let mut ds = el(8, 0x16, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        ds.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        ds.extend(nested(5, false));
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&ds).unwrap();
+        let z = z.finish().unwrap();
+        open_bytes(&file_with_ts(Some(b"1.2.840.10008.1.2.1.99"), &z)).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_vr_is_read_with_a_4_byte_length_as_the_parser_does() {
+        // Found by the hostile-corpus test: a flipped VR byte in the meta group made dicom-rs
+        // read a 775 MB length the check had taken as a 2-byte one.
+        let mut f = small_file(&[]);
+        let at = f.windows(4).position(|w| w == b"UI\x1a\0").unwrap(); // (0002,0002)
+        f[at..at + 2].copy_from_slice(b"ZZ");
+        let e = open_bytes(&f).unwrap_err();
+        assert!(e.reason().contains("(0002,0002) declares"), "{e}");
+    }
+
+    #[test]
+    fn a_sequence_of_defined_length_past_the_end_of_the_file_is_refused() {
+        // Found by the hostile-corpus test: the check walked into such a sequence unchecked
+        // and the parser, taking the element as OB, filled a 3.4 GB buffer for minutes.
+        let mut tail = vec![0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0];
+        tail.extend_from_slice(&0xCF00_00FFu32.to_le_bytes());
+        tail.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0]);
+        tail.extend(el(8, 0x100, b"SH", b"LEAFLEAF"));
+        let e = open_bytes(&small_file(&tail)).unwrap_err();
+        assert!(
+            e.reason().contains("(0040,A730) declares 3472883967 bytes"),
+            "{e}"
+        );
     }
 }
