@@ -595,3 +595,184 @@ fn symlinks_loops_fifos_and_unreadable_files_each_get_a_reason_and_the_run_goes_
         assert!(!p["reason"].as_str().unwrap().contains("internal error"));
     }
 }
+
+/// A sample of the corpus: DICOM files (`.dcm`, preamble) under 1 MiB, every fourth one.
+fn corpus_sample(corpus: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    files_below(corpus)
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .filter_map(|p| {
+            let b = std::fs::read(&p).ok()?;
+            (b.len() < 1 << 20 && b.len() > 132 && &b[128..132] == b"DICM").then(|| {
+                let name = p
+                    .strip_prefix(corpus)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('/', "_");
+                (name, b)
+            })
+        })
+        .enumerate()
+        .filter(|(i, _)| i % 4 == 0)
+        .map(|(_, x)| x)
+        .collect()
+}
+
+/// Transfer syntaxes grouped by UID length, for same-length replacements.
+const TS_UIDS: &[&str] = &[
+    "1.2.840.10008.1.2.1",
+    "1.2.840.10008.1.2.2",
+    "1.2.840.10008.1.2.5",
+    "1.2.840.10008.1.2.4.50",
+    "1.2.840.10008.1.2.4.51",
+    "1.2.840.10008.1.2.4.57",
+    "1.2.840.10008.1.2.4.70",
+    "1.2.840.10008.1.2.4.80",
+    "1.2.840.10008.1.2.4.90",
+    "1.2.840.10008.1.2.4.91",
+    "1.2.840.10008.1.2.1.99",
+];
+
+/// Hostile variants of one file: flipped bytes in the first 2 KiB, lying element lengths,
+/// another transfer syntax in the meta, bad VR codes.
+fn hostile_variants(bytes: &[u8], rng: &mut Rng) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for k in 0..20 {
+        let mut b = bytes.to_vec();
+        let span = b.len().min(2048);
+        for _ in 0..1 + rng.below(8) {
+            let i = rng.below(span);
+            b[i] ^= 1 + rng.below(255) as u8;
+        }
+        out.push((format!("flip{k:02}"), b));
+    }
+    let headers = element_headers(bytes, 200);
+    if headers.len() > 4 {
+        let picks = [
+            2,
+            5,
+            headers.len() / 2,
+            headers.len() - 2,
+            rng.below(headers.len()),
+        ];
+        for (j, &h) in picks
+            .iter()
+            .map(|&i| &headers[i.min(headers.len() - 1)])
+            .enumerate()
+        {
+            for (m, name) in ["plus1", "minus1", "huge"].iter().enumerate() {
+                let mut b = bytes.to_vec();
+                let at = h.len_at;
+                if h.len_width == 2 {
+                    let v = u16::from_le_bytes([b[at], b[at + 1]]);
+                    let v = [v.wrapping_add(1), v.wrapping_sub(1), 0xFFFF][m];
+                    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+                } else {
+                    let v = u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]);
+                    let v = [v.wrapping_add(1), v.wrapping_sub(1), 0xFFFF_FFF0][m];
+                    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                }
+                out.push((format!("len{j}_{name}"), b));
+            }
+            if let Some(vr_at) = h.vr_at {
+                for (m, vr) in [b"ZZ", b"\0\0", b"SQ", b"OB", b"UN", b"ui"]
+                    .iter()
+                    .enumerate()
+                {
+                    let mut b = bytes.to_vec();
+                    b[vr_at..vr_at + 2].copy_from_slice(*vr);
+                    out.push((format!("vr{j}_{m}"), b));
+                }
+            }
+        }
+    }
+    let head = &bytes[..bytes.len().min(1024)];
+    if let Some(ts) = TS_UIDS.iter().find(|ts| {
+        head.windows(ts.len() + 1)
+            .any(|w| &w[..ts.len()] == ts.as_bytes() && matches!(w[ts.len()], 0 | b' '))
+    }) {
+        let at = head
+            .windows(ts.len() + 1)
+            .position(|w| &w[..ts.len()] == ts.as_bytes() && matches!(w[ts.len()], 0 | b' '))
+            .unwrap();
+        for other in TS_UIDS.iter().filter(|o| o.len() == ts.len() && o != &ts) {
+            let mut b = bytes.to_vec();
+            b[at..at + ts.len()].copy_from_slice(other.as_bytes());
+            out.push((format!("ts_{}", other.rsplit('.').next().unwrap()), b));
+        }
+    }
+    out
+}
+
+#[test]
+fn flipped_bytes_lying_lengths_wrong_transfer_syntaxes_and_bad_vrs_never_crash_or_leak() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let mut rng = Rng::new(20261127);
+    let mut made = 0;
+    let mut kinds = std::collections::BTreeMap::<String, usize>::new();
+    for (name, bytes) in corpus_sample(&corpus) {
+        for (variant, b) in hostile_variants(&bytes, &mut rng) {
+            let kind: String = variant
+                .chars()
+                .take_while(|c| c.is_ascii_alphabetic())
+                .collect();
+            *kinds.entry(kind).or_default() += 1;
+            std::fs::write(input.join(format!("{name}.{variant}.dcm")), b).unwrap();
+            made += 1;
+        }
+    }
+    for (kind, least) in [("flip", 200), ("len", 100), ("vr", 100), ("ts", 10)] {
+        assert!(kinds.get(kind).copied().unwrap_or(0) >= least, "{kinds:?}");
+    }
+    let out = dir.path().join("out");
+    let o = dcmflow_with_env(
+        &[
+            "run",
+            "recipes/deid-safe-harbor.yaml",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--quiet",
+            "--set",
+            "burned_in=allow",
+        ],
+        &[("DCMFLOW_SECRET", "hostile-test-secret-0123456789")],
+    );
+    assert!(
+        matches!(o.status.code(), Some(0) | Some(1)),
+        "{:?} {}",
+        o.status,
+        text(&o)
+    );
+    let report = run_report(&out);
+    let problems = report["problems"].as_array().unwrap();
+    for p in problems {
+        let reason = p["reason"].as_str().unwrap();
+        assert!(
+            !reason.contains("internal error"),
+            "{}: {reason}",
+            p["input"]
+        );
+        assert!(!reason.is_empty());
+    }
+    let mut outputs = 0;
+    for p in files_with_ext(&out, "dcm") {
+        let obj = dicom_object::open_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        let removed = obj
+            .element(dicom_dictionary_std::tags::PATIENT_IDENTITY_REMOVED)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert_eq!(removed.trim(), "YES", "{}", p.display());
+        outputs += 1;
+    }
+    eprintln!(
+        "{made} hostile copies {kinds:?}: {outputs} written, {} refused with a reason",
+        problems.len()
+    );
+}
