@@ -28,7 +28,8 @@ pub struct ReadDicomConfig {
     /// Walk sub-folders of folder inputs. Default: true.
     #[serde(default = "yes")]
     pub recursive: bool,
-    /// Follow symbolic links while walking folders (loops are detected and reported).
+    /// Follow symbolic links while walking folders (loops are detected and reported). Links
+    /// not followed, FIFOs, sockets and devices are listed as skipped in `run.json`.
     /// Default: false.
     #[serde(default)]
     pub follow_symlinks: bool,
@@ -106,6 +107,15 @@ pub struct ReadDicom {
     with_pixels: bool,
 }
 
+/// Why a path that is neither a regular file nor a folder is not read.
+fn not_regular(in_folder_walk: bool) -> String {
+    if in_folder_walk {
+        "not a regular file (a symbolic link not followed, since read_dicom follow_symlinks is false, or a FIFO, socket or device); not read".into()
+    } else {
+        "not a regular file or folder (a FIFO, socket or device); not read".into()
+    }
+}
+
 fn has_glob_chars(s: &str) -> bool {
     s.contains(['*', '?', '['])
 }
@@ -152,7 +162,18 @@ impl ReadDicom {
                         true
                     }
                 }
-                Ok(_) => true,
+                Ok(e) if e.file_type().is_dir() => true,
+                // Links not followed, FIFOs, sockets, devices: named in the report, never
+                // opened (a FIFO would block the reader).
+                Ok(e) => {
+                    let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+                    let matched = filter.is_none_or(|g| g.is_match(e.path()));
+                    if matched && self.wanted(rel) {
+                        f(Err((e.into_path(), ItemError::Skipped(not_regular(true)))))
+                    } else {
+                        true
+                    }
+                }
                 Err(err) => {
                     let path = err
                         .path()
@@ -193,6 +214,8 @@ impl ReadDicom {
                 } else {
                     f(Ok(input.clone()))
                 }
+            } else if input.exists() {
+                f(Err((input.clone(), ItemError::Skipped(not_regular(false)))))
             } else if has_glob_chars(&text) {
                 let base: PathBuf = input
                     .components()
@@ -278,6 +301,12 @@ impl SourceWorker for ReadDicom {
         let path = item.source.as_path();
         let meta =
             std::fs::metadata(path).map_err(|e| ItemError::context("cannot read the file", &e))?;
+        if !meta.is_file() {
+            // Replaced since it was found (opening a FIFO would block the reader).
+            return Err(ItemError::failed(
+                "not a regular file any more (it changed since it was found); not read",
+            ));
+        }
         if meta.len() > self.cfg.max_file_mib * 1024 * 1024 {
             return Err(ItemError::failed(format!(
                 "file is {} MiB, over the max_file_mib limit of {}",
@@ -453,7 +482,18 @@ pub fn open_dicom(
                 && bytes[ds_start + 4..ds_start + 6]
                     .iter()
                     .all(u8::is_ascii_uppercase);
-            open_bare_bytes(&bytes[ds_start..], explicit, false)
+            let ds = &bytes[ds_start..];
+            // The data set is parsed on its own: check its lengths and nesting first, as for
+            // any file.
+            prescan_reader(
+                &mut std::io::Cursor::new(ds),
+                ds.len() as u64,
+                &Layout::Bare {
+                    explicit,
+                    big_endian: false,
+                },
+            )?;
+            open_bare_bytes(ds, explicit, false)
                 .map_err(|_| ItemError::context("not readable as DICOM", &first))
         }
     }
@@ -463,11 +503,20 @@ pub fn open_dicom(
 /// before the parser allocates anything: a 1 KB file claiming a 4 GB element is refused at once
 /// instead of reserving 4 GB. Reads only element headers (values are skipped with seeks).
 fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
-    use std::io::{BufReader, Seek, SeekFrom};
     let file =
         std::fs::File::open(path).map_err(|e| ItemError::context("cannot open the file", &e))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut r = BufReader::with_capacity(8192, file);
+    let mut r = std::io::BufReader::with_capacity(8192, file);
+    prescan_reader(&mut r, total, layout)
+}
+
+/// [`prescan`] over any reader of `total` bytes laid out as `layout`.
+fn prescan_reader<R: Read + Seek>(
+    mut r: &mut R,
+    total: u64,
+    layout: &Layout,
+) -> Result<(), ItemError> {
+    use std::io::SeekFrom;
     let (mut pos, mut explicit, mut big) = match layout {
         Layout::Preamble => (132u64, true, false),
         Layout::MagicOnly => (4, true, false),
@@ -490,7 +539,9 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             tag.0, tag.1
         ))
     };
+    let mut nest = Nesting::default();
     loop {
+        nest.close_ended(pos);
         if r.read_exact(&mut buf[..4]).is_err() {
             return Ok(()); // the end (a truncated tail is the parser's to report)
         }
@@ -522,8 +573,10 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
                     u16::from_be_bytes([buf[0], buf[1]]),
                     u16::from_be_bytes([buf[2], buf[3]]),
                 );
-                return scan_rest(&mut r, t, pos, total, explicit, big)
-                    .map_err(|(t, l, left)| too_long(t, l, left));
+                return scan_rest(&mut r, t, pos, total, explicit, big).map_err(|e| match e {
+                    ScanError::TooLong(t, l, left) => too_long(t, l, left),
+                    ScanError::TooDeep(at) => Nesting::too_deep(at),
+                });
             }
         }
         let mut encapsulated = false;
@@ -534,36 +587,32 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             pos += 4;
             if fragments && tag.1 == 0xE0DD {
                 fragments = false;
+                continue;
+            }
+            if !fragments && matches!(tag.1, 0xE00D | 0xE0DD) {
+                nest.delimit();
+                continue;
             }
             (u32_at(&buf[4..8]), !fragments)
-        } else if in_meta || explicit {
+        } else if in_meta || (explicit && !nest.implicit()) {
             if r.read_exact(&mut buf[4..8]).is_err() {
                 return Ok(());
             }
             pos += 4;
             let vr = [buf[4], buf[5]];
-            if matches!(
-                &vr,
-                b"OB"
-                    | b"OW"
-                    | b"OF"
-                    | b"SQ"
-                    | b"UT"
-                    | b"UN"
-                    | b"UC"
-                    | b"UR"
-                    | b"OD"
-                    | b"OL"
-                    | b"OV"
-                    | b"SV"
-                    | b"UV"
-            ) {
+            if long_vr(vr) {
                 if r.read_exact(&mut buf[8..12]).is_err() {
                     return Ok(());
                 }
                 pos += 4;
                 encapsulated = matches!(&vr, b"OB" | b"OW");
-                (u32_at(&buf[8..12]), &vr == b"SQ")
+                let len = u32_at(&buf[8..12]);
+                if &vr == b"UN" && len == 0xFFFF_FFFF {
+                    // Read as a sequence in implicit VR little endian.
+                    nest.open(None, Some(true), pos)?;
+                    continue;
+                }
+                (len, &vr == b"SQ")
             } else {
                 (u16_at(&buf[6..8]) as u32, false)
             }
@@ -572,8 +621,25 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
                 return Ok(());
             }
             pos += 4;
-            (u32_at(&buf[4..8]), false)
+            let len = u32_at(&buf[4..8]);
+            if tag == (0x7FE0, 0x0010) && len == 0xFFFF_FFFF {
+                fragments = true;
+                continue;
+            }
+            // No VR to tell a sequence: one whose value starts with an item tag is one.
+            let mut container = len == 0xFFFF_FFFF;
+            if !container && len >= 8 && r.read_exact(&mut buf[8..12]).is_ok() {
+                container = u16_at(&buf[8..10]) == 0xFFFE && u16_at(&buf[10..12]) == 0xE000;
+                r.seek_relative(-4)
+                    .map_err(|e| ItemError::context("cannot read the file", &e))?;
+            }
+            (len, container)
         };
+        if tag.0 != 0xFFFE && (len == 0xFFFF_FFFF || is_container) && !encapsulated {
+            nest.open((len != 0xFFFF_FFFF).then(|| pos + len as u64), None, pos)?;
+        } else if tag == (0xFFFE, 0xE000) && is_container {
+            nest.open((len != 0xFFFF_FFFF).then(|| pos + len as u64), None, pos)?;
+        }
         if encapsulated && len == 0xFFFF_FFFF {
             fragments = true;
             continue;
@@ -595,12 +661,13 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
             }
             continue;
         }
+        let left = total.saturating_sub(pos);
+        if len != 0xFFFF_FFFF && len as u64 > left {
+            // A sequence or item of defined length cannot run past the file either.
+            return Err(too_long(tag, len as u64, left));
+        }
         if len == 0xFFFF_FFFF || is_container {
             continue; // undefined length or a container: its contents follow, walk on
-        }
-        let left = total.saturating_sub(pos);
-        if len as u64 > left {
-            return Err(too_long(tag, len as u64, left));
         }
         r.seek_relative(len as i64)
             .map_err(|e| ItemError::context("cannot read the file", &e))?;
@@ -608,10 +675,95 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
     }
 }
 
+/// Whether an explicit VR has the 4-byte length field. As in dicom-rs, every VR other than
+/// the 21 with a 2-byte length, including unknown codes (read as UN), has it.
+fn long_vr(vr: [u8; 2]) -> bool {
+    !matches!(
+        &vr,
+        b"AE"
+            | b"AS"
+            | b"AT"
+            | b"CS"
+            | b"DA"
+            | b"DS"
+            | b"DT"
+            | b"FL"
+            | b"FD"
+            | b"IS"
+            | b"LO"
+            | b"LT"
+            | b"PN"
+            | b"SH"
+            | b"SL"
+            | b"SS"
+            | b"ST"
+            | b"TM"
+            | b"UI"
+            | b"UL"
+            | b"US"
+    )
+}
+
+/// How deep sequences and items may nest (each sequence and each item is one level). The
+/// parser recurses once per level, so a file nested thousands deep would overflow the stack
+/// and abort the whole run; real files stay far below this (an SR tree of 30 levels is rare).
+pub const MAX_NESTING: usize = 128;
+
+/// The sequences and items open at a point of [`prescan`]'s walk.
+#[derive(Default)]
+struct Nesting {
+    /// Per open level: where it ends (None: undefined length, closed by a delimiter) and
+    /// whether its content is implicit VR (inside a UN of undefined length).
+    open: Vec<(Option<u64>, bool)>,
+}
+
+impl Nesting {
+    fn implicit(&self) -> bool {
+        self.open.last().is_some_and(|l| l.1)
+    }
+    /// Close the levels of defined length that end at or before `pos`.
+    fn close_ended(&mut self, pos: u64) {
+        while self
+            .open
+            .last()
+            .is_some_and(|l| l.0.is_some_and(|end| end <= pos))
+        {
+            self.open.pop();
+        }
+    }
+    /// Open a level ending at `end` (None: undefined length); `implicit` None inherits.
+    fn open(&mut self, end: Option<u64>, implicit: Option<bool>, at: u64) -> Result<(), ItemError> {
+        let implicit = implicit.unwrap_or_else(|| self.implicit());
+        self.open.push((end, implicit));
+        if self.open.len() > MAX_NESTING {
+            return Err(Self::too_deep(at));
+        }
+        Ok(())
+    }
+    /// An item or sequence delimiter closes the innermost level.
+    fn delimit(&mut self) {
+        self.open.pop();
+    }
+    fn too_deep(at: u64) -> ItemError {
+        ItemError::failed(format!(
+            "sequences and items are nested more than {MAX_NESTING} levels deep (depth {} at byte {at}); refusing to read it",
+            MAX_NESTING + 1
+        ))
+    }
+}
+
+/// Why [`scan_rest`] refused a file.
+enum ScanError {
+    /// (tag, declared length, bytes left)
+    TooLong((u16, u16), u64, u64),
+    /// Nested too deep, at this byte offset.
+    TooDeep(u64),
+}
+
 /// A deflated data set must inflate completely, and to a bounded size (64 times the file, at
 /// least 64 MiB): a truncated stream, or a small file that inflates without bound, is refused
 /// before the parser sees it.
-fn check_deflated(r: &mut std::io::BufReader<std::fs::File>, total: u64) -> Result<(), ItemError> {
+fn check_deflated<R: Read + Seek>(r: &mut R, total: u64) -> Result<(), ItemError> {
     let limit = total.saturating_mul(64).max(64 << 20);
     // The meta group ends where the deflated stream starts: skip the rest of the meta elements.
     let mut head = [0u8; 8];
@@ -630,7 +782,7 @@ fn check_deflated(r: &mut std::io::BufReader<std::fs::File>, total: u64) -> Resu
         r.read_exact(&mut head[4..8])
             .map_err(|e| ItemError::context("cannot read the file", &e))?;
         let vr = [head[4], head[5]];
-        let len = if matches!(&vr, b"OB" | b"OW" | b"UN" | b"UT" | b"SQ") {
+        let len = if long_vr(vr) {
             let mut l = [0u8; 4];
             r.read_exact(&mut l)
                 .map_err(|e| ItemError::context("cannot read the file", &e))?;
@@ -642,38 +794,40 @@ fn check_deflated(r: &mut std::io::BufReader<std::fs::File>, total: u64) -> Resu
             .map_err(|e| ItemError::context("cannot read the file", &e))?;
     }
     let mut inflater = flate2::read::DeflateDecoder::new(r.take(total)).take(limit + 1);
-    let mut sink = [0u8; 64 * 1024];
-    let mut n: u64 = 0;
-    loop {
-        match inflater.read(&mut sink) {
-            Ok(0) => break,
-            Ok(k) => n += k as u64,
-            Err(e) => {
-                return Err(ItemError::failed(format!(
-                    "the deflated data set is corrupt or truncated: {e}"
-                )))
-            }
-        }
+    let mut inflated = Vec::new();
+    if let Err(e) = inflater.read_to_end(&mut inflated) {
+        return Err(ItemError::failed(format!(
+            "the deflated data set is corrupt or truncated: {e}"
+        )));
     }
-    if n > limit {
+    if inflated.len() as u64 > limit {
         return Err(ItemError::failed(format!(
             "the deflated data set inflates beyond {} MiB (64 times the file); refusing it",
             limit >> 20
         )));
     }
-    Ok(())
+    // The inflated data set gets the same length and nesting checks as a plain one.
+    prescan_reader(
+        &mut std::io::Cursor::new(&inflated),
+        inflated.len() as u64,
+        &Layout::Bare {
+            explicit: true,
+            big_endian: false,
+        },
+    )
 }
 
 /// The data-set part of [`prescan`] for big-endian files (after the little-endian meta group).
-fn scan_rest(
-    r: &mut std::io::BufReader<std::fs::File>,
+fn scan_rest<R: Read + Seek>(
+    r: &mut R,
     first: (u16, u16),
     mut pos: u64,
     total: u64,
     explicit: bool,
     big: bool,
-) -> Result<(), ((u16, u16), u64, u64)> {
+) -> Result<(), ScanError> {
     let mut tag = first;
+    let mut nest = Nesting::default();
     let mut fragments = false;
     let mut buf = [0u8; 8];
     let rd16 = |b: &[u8]| {
@@ -691,34 +845,28 @@ fn scan_rest(
         }
     };
     loop {
+        nest.close_ended(pos.saturating_sub(4));
         if r.read_exact(&mut buf[..4]).is_err() {
             return Ok(());
         }
         pos += 4;
         let mut encapsulated = false;
+        let mut delimiter = false;
         let (len, container) = if tag.0 == 0xFFFE || !explicit {
             if fragments && tag == (0xFFFE, 0xE0DD) {
                 fragments = false;
+            } else if !fragments && tag.0 == 0xFFFE && matches!(tag.1, 0xE00D | 0xE0DD) {
+                delimiter = true;
             }
-            (rd32(&buf[..4]), tag.0 == 0xFFFE && !fragments)
+            let len = rd32(&buf[..4]);
+            let undefined_in_implicit = !explicit && tag.0 != 0xFFFE && len == 0xFFFF_FFFF;
+            (
+                len,
+                !delimiter && (tag.0 == 0xFFFE && !fragments || undefined_in_implicit),
+            )
         } else {
             let vr = [buf[0], buf[1]];
-            if matches!(
-                &vr,
-                b"OB"
-                    | b"OW"
-                    | b"OF"
-                    | b"SQ"
-                    | b"UT"
-                    | b"UN"
-                    | b"UC"
-                    | b"UR"
-                    | b"OD"
-                    | b"OL"
-                    | b"OV"
-                    | b"SV"
-                    | b"UV"
-            ) {
+            if long_vr(vr) {
                 if r.read_exact(&mut buf[4..8]).is_err() {
                     return Ok(());
                 }
@@ -731,10 +879,20 @@ fn scan_rest(
         };
         if encapsulated && len == 0xFFFF_FFFF {
             fragments = true;
-        } else if !(len == 0xFFFF_FFFF || container) {
+        } else if delimiter {
+            nest.delimit();
+        } else if container || len == 0xFFFF_FFFF {
+            let left = total.saturating_sub(pos);
+            if len != 0xFFFF_FFFF && len as u64 > left {
+                return Err(ScanError::TooLong(tag, len as u64, left));
+            }
+            let end = (len != 0xFFFF_FFFF).then(|| pos + len as u64);
+            nest.open(end, None, pos)
+                .map_err(|_| ScanError::TooDeep(pos))?;
+        } else {
             let left = total.saturating_sub(pos);
             if len as u64 > left {
-                return Err((tag, len as u64, left));
+                return Err(ScanError::TooLong(tag, len as u64, left));
             }
             if r.seek_relative(len as i64).is_err() {
                 return Ok(());
@@ -757,10 +915,7 @@ fn skip_meta_group(bytes: &[u8], mut pos: usize) -> Option<usize> {
             return Some(pos);
         }
         let vr = &bytes[pos + 4..pos + 6];
-        let long = matches!(
-            vr,
-            b"OB" | b"OW" | b"OF" | b"SQ" | b"UT" | b"UN" | b"UC" | b"UR" | b"OD" | b"OL" | b"OV"
-        );
+        let long = long_vr([vr[0], vr[1]]);
         let (len, header) = if long {
             if pos + 12 > bytes.len() {
                 return None;
@@ -917,5 +1072,215 @@ mod tests {
         std::fs::write(&p, small_file(&el(0x10, 0x10, b"PN", b"Doe^John"))).unwrap();
         let obj = open_dicom(&p, true).unwrap();
         assert!(obj.get(tags::PATIENT_NAME).is_some());
+    }
+
+    /// `depth` ContentSequences each holding one item, of undefined length (closed by
+    /// delimiters) or of defined length.
+    fn nested(depth: usize, defined: bool) -> Vec<u8> {
+        let mut inner = el(0x0008, 0x0100, b"SH", b"LEAF");
+        for _ in 0..depth {
+            let mut item = Vec::new();
+            item.extend_from_slice(&0xFFFEu16.to_le_bytes());
+            item.extend_from_slice(&0xE000u16.to_le_bytes());
+            let mut sq = Vec::new();
+            sq.extend_from_slice(&0x0040u16.to_le_bytes());
+            sq.extend_from_slice(&0xA730u16.to_le_bytes());
+            sq.extend_from_slice(b"SQ\0\0");
+            if defined {
+                item.extend_from_slice(&(inner.len() as u32).to_le_bytes());
+                item.extend(inner);
+                sq.extend_from_slice(&(item.len() as u32).to_le_bytes());
+                sq.extend(item);
+            } else {
+                item.extend_from_slice(&u32::MAX.to_le_bytes());
+                item.extend(inner);
+                item.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+                sq.extend_from_slice(&u32::MAX.to_le_bytes());
+                sq.extend(item);
+                sq.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+            }
+            inner = sq;
+        }
+        inner
+    }
+
+    fn open_bytes(bytes: &[u8]) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f.dcm");
+        std::fs::write(&p, bytes).unwrap();
+        open_dicom(&p, true)
+    }
+
+    #[test]
+    fn nesting_up_to_the_limit_is_read_and_one_level_more_is_refused() {
+        for defined in [false, true] {
+            let mut tail = nested(MAX_NESTING / 2, defined);
+            tail.extend(el(0x0010, 0x0010, b"PN", b"Doe^John"));
+            let obj = open_bytes(&small_file(&tail)).unwrap_or_else(|e| panic!("{e}"));
+            assert!(obj.get(tags::PATIENT_NAME).is_some(), "defined {defined}");
+            let e = open_bytes(&small_file(&nested(MAX_NESTING / 2 + 1, defined))).unwrap_err();
+            assert!(
+                e.reason()
+                    .contains("nested more than 128 levels deep (depth 129"),
+                "defined {defined}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_in_implicit_vr_and_inside_un_is_refused() {
+        // Implicit VR little endian: sequences are told by an item tag at the start of the value.
+        let mut implicit = Vec::new();
+        for (g, e, vr, v) in [
+            (8u16, 0x16u16, b"UI", &b"1.2.840.10008.5.1.4.1.1.7\0"[..]),
+            (8, 0x18, b"UI", b"1.2.3.4\0"),
+        ] {
+            let _ = vr;
+            implicit.extend_from_slice(&g.to_le_bytes());
+            implicit.extend_from_slice(&e.to_le_bytes());
+            implicit.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            implicit.extend_from_slice(v);
+        }
+        let mut inner = Vec::new();
+        for _ in 0..200 {
+            let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+            item.extend_from_slice(&(inner.len() as u32).to_le_bytes());
+            item.extend(inner);
+            let mut sq = vec![0x40, 0x00, 0x30, 0xA7];
+            sq.extend_from_slice(&(item.len() as u32).to_le_bytes());
+            sq.extend(item);
+            inner = sq;
+        }
+        implicit.extend(inner);
+        let e = open_bytes(&implicit).unwrap_err();
+        assert!(e.reason().contains("nested more than 128"), "{e}");
+
+        // A UN of undefined length holds an implicit VR sequence.
+        let mut un = vec![0x40, 0x00, 0x30, 0xA7];
+        un.extend_from_slice(b"UN\0\0");
+        un.extend_from_slice(&u32::MAX.to_le_bytes());
+        for _ in 0..200 {
+            un.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+            un.extend_from_slice(&[0x40, 0x00, 0x30, 0xA7, 0xFF, 0xFF, 0xFF, 0xFF]);
+        }
+        let e = open_bytes(&small_file(&un)).unwrap_err();
+        assert!(e.reason().contains("nested more than 128"), "{e}");
+    }
+
+    fn reader() -> ReadDicom {
+        ReadDicom {
+            cfg: ReadDicomConfig {
+                recursive: true,
+                follow_symlinks: false,
+                include: vec![],
+                exclude: vec![],
+                max_file_mib: 4096,
+            },
+            include: None,
+            exclude: None,
+            with_pixels: true,
+        }
+    }
+
+    #[test]
+    fn a_file_deleted_after_discovery_fails_with_a_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("gone.dcm");
+        std::fs::write(&p, small_file(&[])).unwrap();
+        let found = reader().count(&[dir.path().to_path_buf()]);
+        assert_eq!(found, 1);
+        std::fs::remove_file(&p).unwrap();
+        let e = reader().process(Item::file(p.clone())).unwrap_err();
+        assert!(
+            matches!(e, ItemError::Failed(_)) && e.reason().contains("cannot read the file"),
+            "{e}"
+        );
+        let e = open_dicom(&p, true).unwrap_err();
+        assert!(e.reason().contains("cannot open the file"), "{e}");
+    }
+
+    #[test]
+    fn a_file_replaced_by_a_folder_after_discovery_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.dcm");
+        std::fs::create_dir(&p).unwrap();
+        let e = reader().process(Item::file(p)).unwrap_err();
+        assert!(e.reason().contains("not a regular file any more"), "{e}");
+    }
+
+    /// A file meta group with the given transfer syntax (None: no (0002,0010)), then `ds`.
+    fn file_with_ts(ts: Option<&[u8]>, ds: &[u8]) -> Vec<u8> {
+        let mut meta = el(2, 1, b"OB", &[0, 1]);
+        meta.extend(el(2, 2, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0"));
+        meta.extend(el(2, 3, b"UI", b"1.2.3.4\0"));
+        if let Some(ts) = ts {
+            meta.extend(el(2, 0x10, b"UI", ts));
+        }
+        let mut f = vec![0u8; 128];
+        f.extend_from_slice(b"DICM");
+        f.extend(el(2, 0, b"UL", &(meta.len() as u32).to_le_bytes()));
+        f.extend(meta);
+        f.extend_from_slice(ds);
+        f
+    }
+
+    #[test]
+    fn a_lying_length_after_a_meta_group_without_transfer_syntax_is_refused() {
+        // Found by the hostile-corpus test: the fallback reader parsed the data set unchecked
+        // and spent minutes filling an 859 MB buffer.
+        let mut ds = el(8, 0x16, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        ds.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        ds.extend_from_slice(&[0x10, 0, 0x10, 0, b'O', b'B', 0, 0]);
+        ds.extend_from_slice(&0x3333_3330u32.to_le_bytes());
+        ds.extend_from_slice(&[0u8; 64]);
+        let e = open_bytes(&file_with_ts(None, &ds)).unwrap_err();
+        assert!(e.reason().contains("declares 858993456 bytes"), "{e}");
+    }
+
+    #[test]
+    fn a_deflated_data_set_nested_too_deep_is_refused() {
+        use std::io::Write;
+        let mut ds = el(8, 0x16, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        ds.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        ds.extend(nested(1000, false));
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&ds).unwrap();
+        let z = z.finish().unwrap();
+        let e = open_bytes(&file_with_ts(Some(b"1.2.840.10008.1.2.1.99"), &z)).unwrap_err();
+        assert!(e.reason().contains("nested more than 128"), "{e}");
+        // The same data set, shallow, still reads.
+        let mut ds = el(8, 0x16, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        ds.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        ds.extend(nested(5, false));
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+        z.write_all(&ds).unwrap();
+        let z = z.finish().unwrap();
+        open_bytes(&file_with_ts(Some(b"1.2.840.10008.1.2.1.99"), &z)).unwrap();
+    }
+
+    #[test]
+    fn an_unknown_vr_is_read_with_a_4_byte_length_as_the_parser_does() {
+        // Found by the hostile-corpus test: a flipped VR byte in the meta group made dicom-rs
+        // read a 775 MB length the check had taken as a 2-byte one.
+        let mut f = small_file(&[]);
+        let at = f.windows(4).position(|w| w == b"UI\x1a\0").unwrap(); // (0002,0002)
+        f[at..at + 2].copy_from_slice(b"ZZ");
+        let e = open_bytes(&f).unwrap_err();
+        assert!(e.reason().contains("(0002,0002) declares"), "{e}");
+    }
+
+    #[test]
+    fn a_sequence_of_defined_length_past_the_end_of_the_file_is_refused() {
+        // Found by the hostile-corpus test: the check walked into such a sequence unchecked
+        // and the parser, taking the element as OB, filled a 3.4 GB buffer for minutes.
+        let mut tail = vec![0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0];
+        tail.extend_from_slice(&0xCF00_00FFu32.to_le_bytes());
+        tail.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 8, 0, 0, 0]);
+        tail.extend(el(8, 0x100, b"SH", b"LEAFLEAF"));
+        let e = open_bytes(&small_file(&tail)).unwrap_err();
+        assert!(
+            e.reason().contains("(0040,A730) declares 3472883967 bytes"),
+            "{e}"
+        );
     }
 }

@@ -98,6 +98,7 @@ pub struct WriteDicom {
 impl ItemWorker for WriteDicom {
     fn process(&self, item: Item) -> Result<Vec<Item>, ItemError> {
         let inst = item.instance()?;
+        check_meta_uids(inst.obj.meta())?;
         let rel = self
             .template
             .render_with_meta(&inst.obj, Some(inst.obj.meta()), &[])
@@ -109,6 +110,36 @@ impl ItemWorker for WriteDicom {
         })?;
         Ok(vec![item.with(Payload::Output(written))])
     }
+}
+
+/// Whether a UID value (trailing NUL or space padding allowed) is well formed: digits and dots,
+/// 1 to 64 characters.
+pub fn uid_is_valid(v: &str) -> bool {
+    let v = v.trim_end_matches(['\0', ' ']);
+    !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// A file meta group whose UIDs DICOM readers (dicom-rs among them) refuse would make an
+/// output nobody can open: such an instance fails here instead of being written.
+fn check_meta_uids(meta: &dicom_object::FileMetaTable) -> Result<(), ItemError> {
+    for (name, v) in [
+        (
+            "MediaStorageSOPClassUID",
+            meta.media_storage_sop_class_uid(),
+        ),
+        (
+            "MediaStorageSOPInstanceUID",
+            meta.media_storage_sop_instance_uid(),
+        ),
+        ("TransferSyntaxUID", meta.transfer_syntax()),
+    ] {
+        if !uid_is_valid(v) {
+            return Err(ItemError::failed(format!(
+                "{name} in the file meta group is not a valid UID (only digits and dots, at most 64 characters); not written"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Safe file output under one folder, shared by every sink: writes atomically (a temporary

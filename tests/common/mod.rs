@@ -328,3 +328,143 @@ pub fn image_instance(spec: &ImageSpec) -> Vec<u8> {
     o.with_exact_meta(meta).write_all(&mut buf).unwrap();
     buf
 }
+
+/// A small fixed-seed pseudo-random generator (xorshift64*), so hostile inputs are the same on
+/// every run and a failure can be replayed.
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed (any value; 0 is mapped to a fixed non-zero state).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed ^ 0x9E37_79B9_7F4A_7C15 | 1)
+    }
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.0 = x;
+        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+    /// A number in `0..n` (n > 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+}
+
+/// One element header found by [`element_headers`].
+#[derive(Clone, Copy, Debug)]
+pub struct Header {
+    /// Offset of the tag.
+    pub at: usize,
+    /// Offset of the VR (explicit VR only).
+    pub vr_at: Option<usize>,
+    /// Offset and width (2 or 4 bytes) of the length field.
+    pub len_at: usize,
+    pub len_width: usize,
+}
+
+/// Element headers of a file with a preamble, walked linearly (the file meta group, then the
+/// data set in explicit or implicit VR little endian; sequences are entered, values skipped),
+/// at most `max` of them.
+pub fn element_headers(b: &[u8], max: usize) -> Vec<Header> {
+    let mut out = Vec::new();
+    if b.len() < 132 || &b[128..132] != b"DICM" {
+        return out;
+    }
+    let mut pos = 132;
+    let mut implicit = false;
+    let u16_at = |p: usize| u16::from_le_bytes([b[p], b[p + 1]]);
+    let u32_at = |p: usize| u32::from_le_bytes([b[p], b[p + 1], b[p + 2], b[p + 3]]);
+    while pos + 8 <= b.len() && out.len() < max {
+        let group = u16_at(pos);
+        let in_meta = group == 2;
+        if group == 0xFFFE {
+            // Items and delimiters: an item's elements follow its header.
+            out.push(Header {
+                at: pos,
+                vr_at: None,
+                len_at: pos + 4,
+                len_width: 4,
+            });
+            pos += 8;
+            continue;
+        }
+        let (len, next, h) = if in_meta || !implicit {
+            let vr = [b[pos + 4], b[pos + 5]];
+            if matches!(
+                &vr,
+                b"OB"
+                    | b"OW"
+                    | b"OF"
+                    | b"SQ"
+                    | b"UT"
+                    | b"UN"
+                    | b"UC"
+                    | b"UR"
+                    | b"OD"
+                    | b"OL"
+                    | b"OV"
+                    | b"SV"
+                    | b"UV"
+            ) {
+                if pos + 12 > b.len() {
+                    break;
+                }
+                (
+                    u32_at(pos + 8),
+                    pos + 12,
+                    Header {
+                        at: pos,
+                        vr_at: Some(pos + 4),
+                        len_at: pos + 8,
+                        len_width: 4,
+                    },
+                )
+            } else {
+                (
+                    u16_at(pos + 6) as u32,
+                    pos + 8,
+                    Header {
+                        at: pos,
+                        vr_at: Some(pos + 4),
+                        len_at: pos + 6,
+                        len_width: 2,
+                    },
+                )
+            }
+        } else {
+            (
+                u32_at(pos + 4),
+                pos + 8,
+                Header {
+                    at: pos,
+                    vr_at: None,
+                    len_at: pos + 4,
+                    len_width: 4,
+                },
+            )
+        };
+        out.push(h);
+        if in_meta && u16_at(pos + 2) == 0x0010 && next + len as usize <= b.len() {
+            let ts = String::from_utf8_lossy(&b[next..next + len as usize]);
+            implicit = ts.trim_end_matches(['\0', ' ']) == "1.2.840.10008.1.2";
+            if ts.contains("1.2.840.10008.1.2.2") || ts.contains("1.2.840.10008.1.2.1.99") {
+                // Big endian or deflated data set: only the meta group is walked.
+                pos = next + len as usize;
+                while pos + 8 <= b.len() && u16_at(pos) == 2 && out.len() < max {
+                    pos += 8 + u16_at(pos + 6) as usize;
+                }
+                break;
+            }
+        }
+        let is_sq = b.get(pos + 4..pos + 6) == Some(b"SQ") && !implicit;
+        pos = if len == u32::MAX || is_sq {
+            next
+        } else {
+            next + len as usize
+        };
+    }
+    out
+}

@@ -18,8 +18,8 @@ use super::attrs::{self, Obj};
 use super::color;
 use super::PixelError;
 
-/// Hard cap on the decoded size of one instance (bytes of sample words).
-const MAX_DECODED_BYTES: usize = 2 << 30;
+/// Default ceiling on the decoded size of one instance (bytes of sample words): 2 GiB.
+pub const DEFAULT_MAX_DECODED_BYTES: u64 = 2 << 30;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Model {
@@ -313,10 +313,32 @@ pub(super) fn layout(obj: &Obj) -> Result<Layout, PixelError> {
     })
 }
 
-/// Decode the Pixel Data of `obj` once.
+/// Decode the Pixel Data of `obj` once, with the default ceiling
+/// ([`DEFAULT_MAX_DECODED_BYTES`]).
 pub fn decode(obj: &FileDicomObject<InMemDicomObject>) -> Result<Decoded, PixelError> {
+    decode_with_limit(obj, DEFAULT_MAX_DECODED_BYTES)
+}
+
+/// Decode the Pixel Data of `obj` once, refusing (before allocating anything for the
+/// samples) an instance whose header claims more than `max_bytes` of decoded sample words.
+pub fn decode_with_limit(
+    obj: &FileDicomObject<InMemDicomObject>,
+    max_bytes: u64,
+) -> Result<Decoded, PixelError> {
     let pixel = obj.get(tags::PIXEL_DATA).ok_or(PixelError::NoPixelData)?;
     let l = layout(obj)?;
+    // In u128 no product of these four 32-bit-or-less factors can overflow.
+    let claimed = l.rows as u128
+        * l.cols as u128
+        * l.spp as u128
+        * l.frames as u128
+        * (l.ba as u128).div_ceil(8);
+    if claimed > max_bytes as u128 {
+        return Err(PixelError::TooLarge {
+            needed_mib: claimed.div_ceil(1 << 20),
+            limit_mib: max_bytes >> 20,
+        });
+    }
     let ts = ts_uid(obj);
 
     let model = match l.pi.as_str() {
@@ -348,12 +370,6 @@ pub fn decode(obj: &FileDicomObject<InMemDicomObject>) -> Result<Decoded, PixelE
             reason: "image too large".into(),
         })?;
     let bytes_per_sample = (l.ba as usize).div_ceil(8);
-    if samples_total.saturating_mul(bytes_per_sample) > MAX_DECODED_BYTES {
-        return Err(PixelError::InvalidAttribute {
-            name: "Rows/Columns/NumberOfFrames",
-            reason: "decoded image would exceed 2 GiB".into(),
-        });
-    }
 
     let mut color_converted = false;
     let mut bits_allocated = l.ba;
@@ -795,7 +811,7 @@ fn rle_decode_frame(data: &[u8], l: &Layout) -> Result<Vec<u8>, PixelError> {
         ));
     }
     let pixels = l.rows as usize * l.cols as usize;
-    let mut out = vec![0u8; pixels * spp * bps];
+    let mut ranges = Vec::with_capacity(nseg);
     for s in 0..nseg {
         let start = rd(4 + 4 * s);
         let end = if s + 1 < nseg {
@@ -806,6 +822,15 @@ fn rle_decode_frame(data: &[u8], l: &Layout) -> Result<Vec<u8>, PixelError> {
         if start < 64 || start > end || end > data.len() {
             return Err(bad("segment offsets out of range"));
         }
+        // PackBits yields at most 128 bytes per 2 input bytes: refuse a segment that cannot
+        // fill Rows x Columns before allocating the frame.
+        if pixels / 64 > end - start {
+            return Err(bad("segment shorter than Rows x Columns"));
+        }
+        ranges.push((start, end));
+    }
+    let mut out = vec![0u8; pixels * spp * bps];
+    for (s, &(start, end)) in ranges.iter().enumerate() {
         let seg = packbits(&data[start..end], pixels)
             .ok_or_else(|| bad("segment shorter than Rows x Columns"))?;
         let sample = s / bps;

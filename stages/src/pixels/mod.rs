@@ -34,7 +34,7 @@ mod encode;
 mod mask;
 mod window;
 
-pub use self::decode::{decode, Decoded};
+pub use self::decode::{decode, decode_with_limit, Decoded, DEFAULT_MAX_DECODED_BYTES};
 pub use self::encode::{encode, ImageFormat};
 pub use self::mask::{complement, mask_frame, mask_instance, ultrasound_regions};
 pub use self::window::{
@@ -77,6 +77,8 @@ pub enum PixelError {
     Truncated { needed: usize, found: usize },
     #[error("frame {frame} is out of range (the instance has {count} frames)")]
     FrameOutOfRange { frame: u32, count: u32 },
+    #[error("the decoded pixel data would take {needed_mib} MiB (Rows x Columns x SamplesPerPixel x NumberOfFrames x bytes per sample), over the limit of {limit_mib} MiB; refusing to decode it")]
+    TooLarge { needed_mib: u128, limit_mib: u64 },
     #[error("pixel data could not be decoded: {0}")]
     Decode(String),
     #[error("invalid option: {0}")]

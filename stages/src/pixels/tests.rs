@@ -81,6 +81,7 @@ fn error_kind(e: &PixelError) -> String {
         PixelError::Decode(_) => "codec error".into(),
         PixelError::InvalidOption(_) => "invalid option".into(),
         PixelError::Encode(_) => "encode error".into(),
+        PixelError::TooLarge { .. } => "too large".into(),
     }
 }
 
@@ -2134,4 +2135,71 @@ fn clip_window_keeps_brightness_changes_between_frames() {
     assert!(clip_window(&decode(&single).unwrap(), &opts_default())
         .unwrap()
         .is_none());
+}
+
+/// An RLE frame whose segment cannot fill Rows x Columns (PackBits yields at most 64 bytes per
+/// input byte) is refused before the frame is allocated; a 1-byte-per-128-pixels stream that
+/// can fill it still decodes.
+#[test]
+fn rle_segment_too_short_for_the_claimed_size_is_refused() {
+    use dicom_core::value::{PixelFragmentSequence, Value};
+    let rle = |rows: u16, cols: u16, runs: usize| {
+        let mut frag = vec![0u8; 64];
+        frag[0] = 1; // one segment
+        frag[4] = 64; // starting after the header
+        for _ in 0..runs {
+            frag.extend_from_slice(&[0x81, 9]); // 128 copies of 9
+        }
+        let mut o = synth(
+            "1.2.840.10008.1.2.5",
+            rows,
+            cols,
+            8,
+            8,
+            false,
+            "MONOCHROME2",
+            1,
+            PrimitiveValue::U8(vec![0u8; 2].into()),
+            vec![],
+        );
+        o.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            Value::PixelSequence(PixelFragmentSequence::new(vec![], vec![frag])),
+        ));
+        o
+    };
+    // 256 x 256 = 65536 pixels = 512 runs of 128.
+    let ok = decode(&rle(256, 256, 512)).unwrap();
+    assert_eq!(ok.frame_count(), 1);
+    let e = decode(&rle(40000, 40000, 4)).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("RLE: segment shorter than Rows x Columns"),
+        "{e}"
+    );
+}
+
+#[test]
+fn the_decoded_size_ceiling_is_checked_without_overflow() {
+    let o = synth(
+        LE,
+        65535,
+        65535,
+        32,
+        32,
+        false,
+        "RGB",
+        3,
+        PrimitiveValue::U8(vec![0u8; 2].into()),
+        vec![DataElement::new(
+            tags::NUMBER_OF_FRAMES,
+            VR::IS,
+            PrimitiveValue::from("1000000"),
+        )],
+    );
+    let e = decode_with_limit(&o, u64::MAX).unwrap_err();
+    assert!(matches!(e, PixelError::Truncated { .. }), "{e}");
+    let e = decode_with_limit(&o, 1 << 20).unwrap_err();
+    assert!(e.to_string().contains("over the limit of 1 MiB"), "{e}");
 }
