@@ -177,14 +177,10 @@ fn png_stills_are_byte_identical_across_threads_and_input_order() {
     check("recipes/stills.yaml", &["format=png"], "png", 8, false);
 }
 
-/// Known issue, kept as a record: the same instance twice (here in two transfer syntaxes) maps
-/// to one pseudonymous name, and `if_exists: suffix` numbers the second copy in arrival order,
-/// so which bytes end up under `X.dcm` and which under `X~2.dcm` depends on input order
-/// and thread timing. A fix needs a deterministic rule for duplicates (e.g. order the copies by
-/// a content hash or by transfer syntax and source path before naming, at a barrier, or name
-/// every copy by a hash of its bytes) instead of first-come numbering.
+/// The same instance twice (here in two transfer syntaxes) maps to one pseudonymous name;
+/// `if_exists: suffix` must name the copies by content, not by arrival order (this used to
+/// swap `X.dcm` and `X~2.dcm` between runs).
 #[test]
-#[ignore = "known issue: if_exists: suffix numbers duplicate instances in arrival order"]
 fn duplicate_instances_get_the_same_output_names_whatever_the_input_order() {
     check("recipes/deid-longitudinal.yaml", &[], "dcm", 9, true);
 }

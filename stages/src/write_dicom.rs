@@ -28,7 +28,9 @@ pub enum IfExists {
     Overwrite,
     /// Keep the existing file and count the item as skipped.
     Skip,
-    /// Add `~2`, `~3`, ... before the extension.
+    /// Keep every copy: of the files that want one name, the one whose bytes have the lowest
+    /// SHA-256 keeps it and the others are named `name~<12 hex digits of their SHA-256>.ext`, so
+    /// the names do not depend on which copy arrived first.
     Suffix,
 }
 
@@ -150,6 +152,7 @@ pub struct Output {
     root: PathBuf,
     inputs: Vec<PathBuf>,
     written_hashes: Mutex<HashSet<u64>>,
+    collisions: Mutex<()>,
     counter: AtomicU64,
     dry_run: bool,
 }
@@ -174,6 +177,7 @@ impl Output {
             root,
             inputs,
             written_hashes: Mutex::new(HashSet::new()),
+            collisions: Mutex::new(()),
             counter: AtomicU64::new(0),
             dry_run,
         })
@@ -252,34 +256,106 @@ impl Output {
                 .map(|_| target)
                 .map_err(|e| ItemError::context(format!("cannot write {}", rel.display()), &e));
         }
-        let mut n = 1;
-        loop {
-            let name = if n == 1 {
-                rel.to_path_buf()
-            } else {
-                suffixed(rel, n)
-            };
-            let target = self.root.join(&name);
-            // A hard link fails when the name exists, so claiming a name is atomic.
-            match link_no_replace(tmp, &target) {
-                Ok(()) => return Ok(target),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match policy {
-                    IfExists::Suffix => n += 1,
-                    IfExists::Skip => {
-                        return Err(ItemError::Skipped(format!("{} exists (if_exists: skip)", rel.display())))
-                    }
-                    _ => {
-                        return Err(ItemError::failed(format!(
-                            "output path {} already exists, written by another input of this run or an earlier run \
-                             (if_exists: error); set if_exists: suffix to keep both",
-                            rel.display()
-                        )))
-                    }
-                },
-                Err(e) => return Err(ItemError::context(format!("cannot write {}", rel.display()), &e)),
-            }
+        let target = self.root.join(rel);
+        // A hard link fails when the name exists, so claiming a name is atomic.
+        match link_no_replace(tmp, &target) {
+            Ok(()) => Ok(target),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match policy {
+                IfExists::Suffix => self.place_by_content(tmp, rel),
+                IfExists::Skip => Err(ItemError::Skipped(format!("{} exists (if_exists: skip)", rel.display()))),
+                _ => Err(ItemError::failed(format!(
+                    "output path {} already exists, written by another input of this run or an earlier run \
+                     (if_exists: error); set if_exists: suffix to keep both",
+                    rel.display()
+                ))),
+            },
+            Err(e) => Err(ItemError::context(format!("cannot write {}", rel.display()), &e)),
         }
     }
+
+    /// Several different files want one name: the copy whose bytes hash lowest keeps it, every
+    /// other copy is named by its own hash. Decided under a lock, so the outcome does not depend
+    /// on arrival order or thread count.
+    fn place_by_content(&self, tmp: &Path, rel: &Path) -> Result<PathBuf, ItemError> {
+        let _guard = self.collisions.lock().unwrap_or_else(|p| p.into_inner());
+        let io =
+            |e: std::io::Error| ItemError::context(format!("cannot write {}", rel.display()), &e);
+        let target = self.root.join(rel);
+        let new_hash = file_sha256(tmp).map_err(io)?;
+        for _ in 0..4 {
+            let old_hash = match file_sha256(&target) {
+                Ok(h) => h,
+                Err(_) => match link_no_replace(tmp, &target) {
+                    Ok(()) => return Ok(target),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(io(e)),
+                },
+            };
+            if new_hash == old_hash {
+                return self.place_identical(tmp, rel, &new_hash);
+            }
+            if new_hash < old_hash {
+                // Move the present holder aside under its own hash, then take the name.
+                let aside = self.root.join(hashed_name(rel, &old_hash));
+                if aside.exists() {
+                    std::fs::remove_file(&target).map_err(io)?;
+                } else {
+                    std::fs::rename(&target, &aside).map_err(io)?;
+                }
+                match link_no_replace(tmp, &target) {
+                    Ok(()) => return Ok(target),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            let mine = self.root.join(hashed_name(rel, &new_hash));
+            return match link_no_replace(tmp, &mine) {
+                Ok(()) => Ok(mine),
+                // The same bytes are already there under that name.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                    self.place_identical(tmp, rel, &new_hash)
+                }
+                Err(e) => Err(io(e)),
+            };
+        }
+        Err(ItemError::failed(format!(
+            "output path {} kept changing while it was being claimed",
+            rel.display()
+        )))
+    }
+
+    /// Byte-identical copies are interchangeable, so numbering them keeps the tree the same
+    /// whatever the order: `name~<hash>.ext`, `name~<hash>~2.ext`, ...
+    fn place_identical(&self, tmp: &Path, rel: &Path, hash: &str) -> Result<PathBuf, ItemError> {
+        let first = hashed_name(rel, hash);
+        for n in 1u32.. {
+            let name = if n == 1 {
+                first.clone()
+            } else {
+                hashed_name(&first, &format!("{n}"))
+            };
+            let target = self.root.join(&name);
+            match link_no_replace(tmp, &target) {
+                Ok(()) => return Ok(target),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(ItemError::context(
+                        format!("cannot write {}", rel.display()),
+                        &e,
+                    ))
+                }
+            }
+        }
+        unreachable!("u32 names run out only after four billion copies")
+    }
+}
+
+fn file_sha256(p: &Path) -> std::io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    let mut f = std::fs::File::open(p)?;
+    std::io::copy(&mut f, &mut h)?;
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// Link `tmp` to `target` unless `target` exists. Where the file system has no hard links, fall
@@ -297,14 +373,15 @@ fn link_no_replace(tmp: &Path, target: &Path) -> std::io::Result<()> {
     }
 }
 
-fn suffixed(rel: &Path, n: u32) -> PathBuf {
+fn hashed_name(rel: &Path, hash: &str) -> PathBuf {
     let stem = rel
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let tag = &hash[..hash.len().min(12)];
     let name = match rel.extension() {
-        Some(ext) => format!("{stem}~{n}.{}", ext.to_string_lossy()),
-        None => format!("{stem}~{n}"),
+        Some(ext) => format!("{stem}~{tag}.{}", ext.to_string_lossy()),
+        None => format!("{stem}~{tag}"),
     };
     rel.with_file_name(name)
 }
@@ -335,8 +412,75 @@ mod tests {
                 std::io::Write::write_all(w, b"two")
             })
             .unwrap();
-        assert!(p2.ends_with("a/b~2.dcm"));
-        assert_eq!(std::fs::read(&p1).unwrap(), b"one", "nothing lost");
+        assert!(p2.starts_with(dir.path().join("a")));
+        let mut contents: Vec<Vec<u8>> = walkdir::WalkDir::new(dir.path())
+            .into_iter()
+            .flatten()
+            .filter(|e| e.file_type().is_file())
+            .map(|e| std::fs::read(e.path()).unwrap())
+            .collect();
+        contents.sort();
+        assert_eq!(
+            contents,
+            vec![b"one".to_vec(), b"two".to_vec()],
+            "nothing lost"
+        );
+    }
+
+    #[test]
+    fn byte_identical_copies_are_all_kept_under_content_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = Output::new(dir.path(), vec![], false).unwrap();
+        let mut paths: Vec<PathBuf> = (0..3)
+            .map(|_| {
+                out.write(Path::new("x.dcm"), IfExists::Suffix, |w| {
+                    std::io::Write::write_all(w, b"same")
+                })
+                .unwrap()
+            })
+            .collect();
+        paths.sort();
+        paths.dedup();
+        assert_eq!(paths.len(), 3, "{paths:?}");
+        for p in &paths {
+            assert_eq!(std::fs::read(p).unwrap(), b"same");
+        }
+    }
+
+    #[test]
+    fn suffix_names_do_not_depend_on_arrival_order() {
+        let layout = |order: &[&[u8]]| {
+            let dir = tempfile::tempdir().unwrap();
+            let out = Output::new(dir.path(), vec![], false).unwrap();
+            for bytes in order {
+                out.write(Path::new("s/x.dcm"), IfExists::Suffix, |w| {
+                    std::io::Write::write_all(w, bytes)
+                })
+                .unwrap();
+            }
+            let mut names: Vec<(String, Vec<u8>)> = walkdir::WalkDir::new(dir.path())
+                .into_iter()
+                .flatten()
+                .filter(|e| e.file_type().is_file())
+                .map(|e| {
+                    let rel = e
+                        .path()
+                        .strip_prefix(dir.path())
+                        .unwrap()
+                        .display()
+                        .to_string();
+                    (rel, std::fs::read(e.path()).unwrap())
+                })
+                .collect();
+            names.sort();
+            names
+        };
+        let (a, b, c): (&[u8], &[u8], &[u8]) = (b"alpha", b"beta", b"gamma");
+        let first = layout(&[a, b, c]);
+        assert_eq!(first.len(), 3);
+        for order in [[b, a, c], [c, b, a], [c, a, b]] {
+            assert_eq!(layout(&order), first);
+        }
     }
 
     #[test]
