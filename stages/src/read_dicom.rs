@@ -511,167 +511,291 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
 }
 
 /// [`prescan`] over any reader of `total` bytes laid out as `layout`.
-fn prescan_reader<R: Read + Seek>(
-    mut r: &mut R,
-    total: u64,
-    layout: &Layout,
-) -> Result<(), ItemError> {
-    use std::io::SeekFrom;
-    let (mut pos, mut explicit, mut big) = match layout {
-        Layout::Preamble => (132u64, true, false),
-        Layout::MagicOnly => (4, true, false),
+fn prescan_reader<R: Read + Seek>(r: &mut R, total: u64, layout: &Layout) -> Result<(), ItemError> {
+    let at = |pos: u64, r: &mut R| {
+        r.seek(std::io::SeekFrom::Start(pos))
+            .map(|_| ())
+            .map_err(|e| ItemError::context("cannot read the file", &e))
+    };
+    let (start, explicit, big) = match layout {
+        Layout::NotDicom => return Ok(()),
         Layout::Bare {
             explicit,
             big_endian,
         } => (0, *explicit, *big_endian),
-        Layout::NotDicom => return Ok(()),
+        Layout::Preamble | Layout::MagicOnly => {
+            let start = if matches!(layout, Layout::Preamble) {
+                132
+            } else {
+                4
+            };
+            at(start, r)?;
+            match scan_meta(r, start, total)? {
+                // No (0002,0000) or no transfer syntax: the parser fails on the meta group and
+                // the fallback reader pre-scans the data set it reads on its own.
+                Meta::Unreadable => return Ok(()),
+                Meta::Deflated => return check_deflated(r, total),
+                Meta::DataSet {
+                    start,
+                    explicit,
+                    big_endian,
+                } => (start, explicit, big_endian),
+            }
+        }
     };
-    r.seek(SeekFrom::Start(pos))
-        .map_err(|e| ItemError::context("cannot read the file", &e))?;
-    let mut in_meta = !matches!(layout, Layout::Bare { .. });
-    // Inside encapsulated pixel data (OB/OW of undefined length) items are raw fragments.
-    let mut fragments = false;
-    let mut ts_seen = !in_meta;
-    let mut buf = [0u8; 12];
-    let too_long = |tag: (u16, u16), len: u64, left: u64| {
-        ItemError::failed(format!(
-            "element ({:04X},{:04X}) declares {len} bytes but only {left} remain in the file; refusing to read it",
-            tag.0, tag.1
-        ))
-    };
-    let mut nest = Nesting::default();
-    loop {
-        nest.close_ended(pos);
-        if r.read_exact(&mut buf[..4]).is_err() {
-            return Ok(()); // the end (a truncated tail is the parser's to report)
+    at(start, r)?;
+    scan_data_set(r, start, total, explicit, big)
+}
+
+/// What the file meta group says about the data set after it.
+enum Meta {
+    Unreadable,
+    Deflated,
+    DataSet {
+        start: u64,
+        explicit: bool,
+        big_endian: bool,
+    },
+}
+
+fn too_long(tag: (u16, u16), len: u64, left: u64) -> ItemError {
+    ItemError::failed(format!(
+        "element ({:04X},{:04X}) declares {len} bytes but only {left} remain in the file; refusing to read it",
+        tag.0, tag.1
+    ))
+}
+
+/// Walk the file meta group (explicit VR little endian) the way dicom-rs reads it: it must
+/// start with (0002,0000), and every element that starts within that many bytes after it
+/// belongs to the group, whatever its tag says. A stray tag inside the group must not end the
+/// walk early while the parser reads on.
+fn scan_meta<R: Read>(r: &mut R, mut pos: u64, total: u64) -> Result<Meta, ItemError> {
+    // The parser checks the first element's tag and length (4), not its VR.
+    let mut head = [0u8; 12];
+    if r.read_exact(&mut head[..8]).is_err() || head[..4] != [2, 0, 0, 0] {
+        return Ok(Meta::Unreadable);
+    }
+    pos += 8;
+    let first_len = if long_vr([head[4], head[5]]) {
+        if r.read_exact(&mut head[8..12]).is_err() {
+            return Ok(Meta::Unreadable);
         }
         pos += 4;
-        let le = in_meta || !big;
-        let u16_at = |b: &[u8]| {
-            if le {
-                u16::from_le_bytes([b[0], b[1]])
-            } else {
-                u16::from_be_bytes([b[0], b[1]])
-            }
-        };
-        let u32_at = |b: &[u8]| {
-            if le {
-                u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-            } else {
-                u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-            }
-        };
-        let tag = (u16_at(&buf[0..2]), u16_at(&buf[2..4]));
-        if in_meta && tag.0 != 0x0002 {
-            in_meta = false;
-            if !ts_seen {
-                return Ok(()); // no transfer syntax: the fallback reader decides; nothing to scan
-            }
-            // Re-read this tag in the data set's byte order.
-            if big {
-                let t = (
-                    u16::from_be_bytes([buf[0], buf[1]]),
-                    u16::from_be_bytes([buf[2], buf[3]]),
-                );
-                return scan_rest(&mut r, t, pos, total, explicit, big).map_err(|e| match e {
-                    ScanError::TooLong(t, l, left) => too_long(t, l, left),
-                    ScanError::TooDeep(at) => Nesting::too_deep(at),
-                });
-            }
+        u32::from_le_bytes([head[8], head[9], head[10], head[11]])
+    } else {
+        u16::from_le_bytes([head[6], head[7]]) as u32
+    };
+    let mut value = [0u8; 4];
+    if first_len != 4 || r.read_exact(&mut value).is_err() {
+        return Ok(Meta::Unreadable);
+    }
+    pos += 4;
+    let end = pos + u32::from_le_bytes(value) as u64;
+    let mut ts = None;
+    while pos < end {
+        if r.read_exact(&mut head[..8]).is_err() {
+            return Ok(Meta::Unreadable);
         }
-        let mut encapsulated = false;
-        let (len, is_container) = if tag.0 == 0xFFFE {
-            if r.read_exact(&mut buf[4..8]).is_err() {
-                return Ok(());
+        pos += 8;
+        let tag = (
+            u16::from_le_bytes([head[0], head[1]]),
+            u16::from_le_bytes([head[2], head[3]]),
+        );
+        let vr = [head[4], head[5]];
+        let len = if long_vr(vr) {
+            if r.read_exact(&mut head[8..12]).is_err() {
+                return Ok(Meta::Unreadable);
             }
             pos += 4;
-            if fragments && tag.1 == 0xE0DD {
-                fragments = false;
-                continue;
+            u32::from_le_bytes([head[8], head[9], head[10], head[11]])
+        } else {
+            u16::from_le_bytes([head[6], head[7]]) as u32
+        };
+        let left = total.saturating_sub(pos);
+        if len != u32::MAX && len as u64 > left {
+            return Err(too_long(tag, len as u64, left));
+        }
+        if len == u32::MAX {
+            return Ok(Meta::Unreadable); // the parser refuses undefined lengths in the meta group
+        }
+        let mut v = vec![
+            0u8;
+            if tag == (2, 0x10) {
+                len.min(64) as usize
+            } else {
+                0
             }
-            if !fragments && matches!(tag.1, 0xE00D | 0xE0DD) {
-                nest.delimit();
-                continue;
+        ];
+        if r.read_exact(&mut v).is_err() {
+            return Ok(Meta::Unreadable);
+        }
+        if tag == (2, 0x10) {
+            ts = Some(
+                String::from_utf8_lossy(&v)
+                    .trim_end_matches(['\0', ' '])
+                    .to_string(),
+            );
+        }
+        std::io::copy(
+            &mut r.take(len as u64 - v.len() as u64),
+            &mut std::io::sink(),
+        )
+        .map_err(|e| ItemError::context("cannot read the file", &e))?;
+        pos += len as u64;
+    }
+    Ok(match ts.as_deref() {
+        None => Meta::Unreadable,
+        Some("1.2.840.10008.1.2.1.99") => Meta::Deflated,
+        Some(ts) => Meta::DataSet {
+            start: pos,
+            explicit: ts != "1.2.840.10008.1.2",
+            big_endian: ts == "1.2.840.10008.1.2.2",
+        },
+    })
+}
+
+/// The VR the implicit VR parser gives `tag`: the standard dictionary's (US for "US or SS",
+/// OW for "OB or OW"), OW for pixel and overlay data, UN when the tag is unknown.
+fn implicit_vr(tag: (u16, u16)) -> [u8; 2] {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    if tag == (0x7FE0, 0x0010) || (tag.0 >> 8 == 0x60 && tag.1 == 0x3000) {
+        return *b"OW";
+    }
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(dicom_core::Tag(tag.0, tag.1))
+        .map(|e| e.vr().relaxed().to_bytes())
+        .unwrap_or(*b"UN")
+}
+
+/// Size of one value of a binary VR. The parser reads `length / size` values and moves on
+/// by only that many bytes, so a length that is not a multiple of the size leaves it reading
+/// the rest of the file out of step.
+fn binary_value_size(vr: [u8; 2]) -> Option<u32> {
+    match &vr {
+        b"US" | b"SS" | b"OW" => Some(2),
+        b"UL" | b"SL" | b"FL" | b"OF" | b"OL" | b"AT" => Some(4),
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => Some(8),
+        _ => None,
+    }
+}
+
+/// Walk a data set's element headers from `pos` (the reader is there), in its byte order and
+/// VR encoding, following the parser's rules: (7FE0,0010) of undefined length holds raw
+/// fragments; any other element of undefined length is a sequence, read in the same encoding
+/// (whatever its VR says, UN included); in explicit VR a defined-length SQ is a sequence; in
+/// implicit VR an element the dictionary types SQ is one, and so is one whose value starts
+/// with an item tag (checking more than the parser reads is safe). Every defined length is
+/// checked against the bytes left, and nesting against [`MAX_NESTING`]. Values are skipped
+/// with seeks; nothing is allocated.
+fn scan_data_set<R: Read + Seek>(
+    r: &mut R,
+    mut pos: u64,
+    total: u64,
+    explicit: bool,
+    big: bool,
+) -> Result<(), ItemError> {
+    let rd16 = |b: &[u8]| {
+        if big {
+            u16::from_be_bytes([b[0], b[1]])
+        } else {
+            u16::from_le_bytes([b[0], b[1]])
+        }
+    };
+    let rd32 = |b: &[u8]| {
+        if big {
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+        } else {
+            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+        }
+    };
+    let skip = |r: &mut R, n: u64| {
+        r.seek_relative(n as i64)
+            .map_err(|e| ItemError::context("cannot read the file", &e))
+    };
+    const UNDEFINED: u32 = u32::MAX;
+    let mut nest = Nesting::default();
+    let mut fragments = false;
+    let mut buf = [0u8; 12];
+    loop {
+        nest.close_ended(pos);
+        // A truncated tail is the parser's to report: the walk just ends.
+        if r.read_exact(&mut buf[..8]).is_err() {
+            return Ok(());
+        }
+        pos += 8;
+        let tag = (rd16(&buf[0..2]), rd16(&buf[2..4]));
+        let left = total.saturating_sub(pos);
+        if tag.0 == 0xFFFE {
+            let len = rd32(&buf[4..8]);
+            match tag.1 {
+                0xE0DD if fragments => fragments = false,
+                0xE00D | 0xE0DD => nest.delimit(),
+                0xE000 if !fragments => {
+                    if len != UNDEFINED && len as u64 > left {
+                        return Err(too_long(tag, len as u64, left));
+                    }
+                    nest.open((len != UNDEFINED).then(|| pos + len as u64), pos)?;
+                }
+                _ => {
+                    if len != UNDEFINED && len as u64 > left {
+                        return Err(too_long(tag, len as u64, left));
+                    }
+                    if len != UNDEFINED {
+                        skip(r, len as u64)?;
+                        pos += len as u64;
+                    }
+                }
             }
-            (u32_at(&buf[4..8]), !fragments)
-        } else if in_meta || (explicit && !nest.implicit()) {
-            if r.read_exact(&mut buf[4..8]).is_err() {
-                return Ok(());
-            }
-            pos += 4;
+            continue;
+        }
+        let (vr, len) = if explicit {
             let vr = [buf[4], buf[5]];
             if long_vr(vr) {
                 if r.read_exact(&mut buf[8..12]).is_err() {
                     return Ok(());
                 }
                 pos += 4;
-                encapsulated = matches!(&vr, b"OB" | b"OW");
-                let len = u32_at(&buf[8..12]);
-                if &vr == b"UN" && len == 0xFFFF_FFFF {
-                    // Read as a sequence in implicit VR little endian.
-                    nest.open(None, Some(true), pos)?;
-                    continue;
-                }
-                (len, &vr == b"SQ")
+                (vr, rd32(&buf[8..12]))
             } else {
-                (u16_at(&buf[6..8]) as u32, false)
+                (vr, rd16(&buf[6..8]) as u32)
             }
         } else {
-            if r.read_exact(&mut buf[4..8]).is_err() {
-                return Ok(());
-            }
-            pos += 4;
-            let len = u32_at(&buf[4..8]);
-            if tag == (0x7FE0, 0x0010) && len == 0xFFFF_FFFF {
-                fragments = true;
-                continue;
-            }
-            // No VR to tell a sequence: one whose value starts with an item tag is one.
-            let mut container = len == 0xFFFF_FFFF;
-            if !container && len >= 8 && r.read_exact(&mut buf[8..12]).is_ok() {
-                container = u16_at(&buf[8..10]) == 0xFFFE && u16_at(&buf[10..12]) == 0xE000;
-                r.seek_relative(-4)
-                    .map_err(|e| ItemError::context("cannot read the file", &e))?;
-            }
-            (len, container)
+            (implicit_vr(tag), rd32(&buf[4..8]))
         };
-        if tag.0 != 0xFFFE && (len == 0xFFFF_FFFF || is_container) && !encapsulated {
-            nest.open((len != 0xFFFF_FFFF).then(|| pos + len as u64), None, pos)?;
-        } else if tag == (0xFFFE, 0xE000) && is_container {
-            nest.open((len != 0xFFFF_FFFF).then(|| pos + len as u64), None, pos)?;
-        }
-        if encapsulated && len == 0xFFFF_FFFF {
-            fragments = true;
-            continue;
-        }
-        if in_meta && tag == (0x0002, 0x0010) && (len as usize) < 64 {
-            let mut v = vec![0u8; len as usize];
-            if r.read_exact(&mut v).is_err() {
-                return Ok(());
-            }
-            pos += len as u64;
-            let ts = String::from_utf8_lossy(&v)
-                .trim_end_matches(['\0', ' '])
-                .to_string();
-            ts_seen = true;
-            explicit = ts != "1.2.840.10008.1.2";
-            big = ts == "1.2.840.10008.1.2.2";
-            if ts == "1.2.840.10008.1.2.1.99" {
-                return check_deflated(&mut r, total);
-            }
-            continue;
-        }
+        let mut sequence = &vr == b"SQ";
         let left = total.saturating_sub(pos);
-        if len != 0xFFFF_FFFF && len as u64 > left {
-            // A sequence or item of defined length cannot run past the file either.
+        if len == UNDEFINED {
+            if tag == (0x7FE0, 0x0010) {
+                fragments = true;
+            } else {
+                nest.open(None, pos)?;
+            }
+            continue;
+        }
+        if len as u64 > left {
             return Err(too_long(tag, len as u64, left));
         }
-        if len == 0xFFFF_FFFF || is_container {
-            continue; // undefined length or a container: its contents follow, walk on
+        if let Some(size) = binary_value_size(vr).filter(|size| len % size != 0) {
+            return Err(ItemError::failed(format!(
+                "element ({:04X},{:04X}) ({}) has a length of {len} bytes, not a multiple of {size}; \
+                 the file is damaged and the rest of it would be misread; refusing it",
+                tag.0,
+                tag.1,
+                String::from_utf8_lossy(&vr)
+            )));
         }
-        r.seek_relative(len as i64)
-            .map_err(|e| ItemError::context("cannot read the file", &e))?;
-        pos += len as u64;
+        if !explicit && !sequence && len >= 8 {
+            if r.read_exact(&mut buf[8..12]).is_ok() {
+                sequence = rd16(&buf[8..10]) == 0xFFFE && rd16(&buf[10..12]) == 0xE000;
+            }
+            skip(r, 0u64.wrapping_sub(4))?;
+        }
+        if sequence {
+            nest.open(Some(pos + len as u64), pos)?;
+        } else {
+            skip(r, len as u64)?;
+            pos += len as u64;
+        }
     }
 }
 
@@ -712,29 +836,24 @@ pub const MAX_NESTING: usize = 128;
 /// The sequences and items open at a point of [`prescan`]'s walk.
 #[derive(Default)]
 struct Nesting {
-    /// Per open level: where it ends (None: undefined length, closed by a delimiter) and
-    /// whether its content is implicit VR (inside a UN of undefined length).
-    open: Vec<(Option<u64>, bool)>,
+    /// Per open level: where it ends (None: undefined length, closed by a delimiter).
+    open: Vec<Option<u64>>,
 }
 
 impl Nesting {
-    fn implicit(&self) -> bool {
-        self.open.last().is_some_and(|l| l.1)
-    }
     /// Close the levels of defined length that end at or before `pos`.
     fn close_ended(&mut self, pos: u64) {
         while self
             .open
             .last()
-            .is_some_and(|l| l.0.is_some_and(|end| end <= pos))
+            .is_some_and(|l| l.is_some_and(|end| end <= pos))
         {
             self.open.pop();
         }
     }
-    /// Open a level ending at `end` (None: undefined length); `implicit` None inherits.
-    fn open(&mut self, end: Option<u64>, implicit: Option<bool>, at: u64) -> Result<(), ItemError> {
-        let implicit = implicit.unwrap_or_else(|| self.implicit());
-        self.open.push((end, implicit));
+    /// Open a level ending at `end` (None: undefined length).
+    fn open(&mut self, end: Option<u64>, at: u64) -> Result<(), ItemError> {
+        self.open.push(end);
         if self.open.len() > MAX_NESTING {
             return Err(Self::too_deep(at));
         }
@@ -752,47 +871,12 @@ impl Nesting {
     }
 }
 
-/// Why [`scan_rest`] refused a file.
-enum ScanError {
-    /// (tag, declared length, bytes left)
-    TooLong((u16, u16), u64, u64),
-    /// Nested too deep, at this byte offset.
-    TooDeep(u64),
-}
-
 /// A deflated data set must inflate completely, and to a bounded size (64 times the file, at
 /// least 64 MiB): a truncated stream, or a small file that inflates without bound, is refused
 /// before the parser sees it.
 fn check_deflated<R: Read + Seek>(r: &mut R, total: u64) -> Result<(), ItemError> {
     let limit = total.saturating_mul(64).max(64 << 20);
-    // The meta group ends where the deflated stream starts: skip the rest of the meta elements.
-    let mut head = [0u8; 8];
-    loop {
-        let at = r
-            .stream_position()
-            .map_err(|e| ItemError::context("cannot read the file", &e))?;
-        if r.read_exact(&mut head[..4]).is_err() {
-            return Ok(());
-        }
-        if u16::from_le_bytes([head[0], head[1]]) != 0x0002 {
-            r.seek(std::io::SeekFrom::Start(at))
-                .map_err(|e| ItemError::context("cannot read the file", &e))?;
-            break;
-        }
-        r.read_exact(&mut head[4..8])
-            .map_err(|e| ItemError::context("cannot read the file", &e))?;
-        let vr = [head[4], head[5]];
-        let len = if long_vr(vr) {
-            let mut l = [0u8; 4];
-            r.read_exact(&mut l)
-                .map_err(|e| ItemError::context("cannot read the file", &e))?;
-            u32::from_le_bytes(l) as i64
-        } else {
-            u16::from_le_bytes([head[6], head[7]]) as i64
-        };
-        r.seek_relative(len)
-            .map_err(|e| ItemError::context("cannot read the file", &e))?;
-    }
+    // The reader is where the meta group ends and the deflated stream starts.
     let mut inflater = flate2::read::DeflateDecoder::new(r.take(total)).take(limit + 1);
     let mut inflated = Vec::new();
     if let Err(e) = inflater.read_to_end(&mut inflated) {
@@ -815,96 +899,6 @@ fn check_deflated<R: Read + Seek>(r: &mut R, total: u64) -> Result<(), ItemError
             big_endian: false,
         },
     )
-}
-
-/// The data-set part of [`prescan`] for big-endian files (after the little-endian meta group).
-fn scan_rest<R: Read + Seek>(
-    r: &mut R,
-    first: (u16, u16),
-    mut pos: u64,
-    total: u64,
-    explicit: bool,
-    big: bool,
-) -> Result<(), ScanError> {
-    let mut tag = first;
-    let mut nest = Nesting::default();
-    let mut fragments = false;
-    let mut buf = [0u8; 8];
-    let rd16 = |b: &[u8]| {
-        if big {
-            u16::from_be_bytes([b[0], b[1]])
-        } else {
-            u16::from_le_bytes([b[0], b[1]])
-        }
-    };
-    let rd32 = |b: &[u8]| {
-        if big {
-            u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-        } else {
-            u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-        }
-    };
-    loop {
-        nest.close_ended(pos.saturating_sub(4));
-        if r.read_exact(&mut buf[..4]).is_err() {
-            return Ok(());
-        }
-        pos += 4;
-        let mut encapsulated = false;
-        let mut delimiter = false;
-        let (len, container) = if tag.0 == 0xFFFE || !explicit {
-            if fragments && tag == (0xFFFE, 0xE0DD) {
-                fragments = false;
-            } else if !fragments && tag.0 == 0xFFFE && matches!(tag.1, 0xE00D | 0xE0DD) {
-                delimiter = true;
-            }
-            let len = rd32(&buf[..4]);
-            let undefined_in_implicit = !explicit && tag.0 != 0xFFFE && len == 0xFFFF_FFFF;
-            (
-                len,
-                !delimiter && (tag.0 == 0xFFFE && !fragments || undefined_in_implicit),
-            )
-        } else {
-            let vr = [buf[0], buf[1]];
-            if long_vr(vr) {
-                if r.read_exact(&mut buf[4..8]).is_err() {
-                    return Ok(());
-                }
-                pos += 4;
-                encapsulated = matches!(&vr, b"OB" | b"OW");
-                (rd32(&buf[4..8]), &vr == b"SQ")
-            } else {
-                (rd16(&buf[2..4]) as u32, false)
-            }
-        };
-        if encapsulated && len == 0xFFFF_FFFF {
-            fragments = true;
-        } else if delimiter {
-            nest.delimit();
-        } else if container || len == 0xFFFF_FFFF {
-            let left = total.saturating_sub(pos);
-            if len != 0xFFFF_FFFF && len as u64 > left {
-                return Err(ScanError::TooLong(tag, len as u64, left));
-            }
-            let end = (len != 0xFFFF_FFFF).then(|| pos + len as u64);
-            nest.open(end, None, pos)
-                .map_err(|_| ScanError::TooDeep(pos))?;
-        } else {
-            let left = total.saturating_sub(pos);
-            if len as u64 > left {
-                return Err(ScanError::TooLong(tag, len as u64, left));
-            }
-            if r.seek_relative(len as i64).is_err() {
-                return Ok(());
-            }
-            pos += len as u64;
-        }
-        if r.read_exact(&mut buf[..4]).is_err() {
-            return Ok(());
-        }
-        pos += 4;
-        tag = (rd16(&buf[0..2]), rd16(&buf[2..4]));
-    }
 }
 
 /// Offset of the first element after the file meta group (group 0002, explicit VR LE).
@@ -1065,6 +1059,33 @@ mod tests {
         );
     }
 
+    /// Found by the `deid_write` fuzz target: an element of another group inside the meta group's
+    /// declared length. The parser reads it as part of the meta group and goes on with the
+    /// data set; the pre-scan used to stop at it, so a 2 GB claim further on was allocated
+    /// (and zero-filled) before anything refused it.
+    #[test]
+    fn a_stray_tag_inside_the_meta_group_does_not_end_the_length_check() {
+        let mut meta = el(2, 1, b"OB", &[0, 1]);
+        meta.extend(el(0x26, 2, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0"));
+        meta.extend(el(2, 0x10, b"UI", b"1.2.840.10008.1.2.1\0"));
+        let mut f = vec![0u8; 128];
+        f.extend_from_slice(b"DICM");
+        f.extend(el(2, 0, b"UL", &(meta.len() as u32).to_le_bytes()));
+        f.extend(meta);
+        f.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        f.extend_from_slice(&0x8D03u16.to_le_bytes());
+        f.extend_from_slice(&0xFC03u16.to_le_bytes());
+        f.extend_from_slice(b"OB\0\0");
+        f.extend_from_slice(&0x7E00_0042u32.to_le_bytes());
+        f.extend_from_slice(&[0u8; 100]);
+        let len = f.len() as u64;
+        let e = prescan_reader(&mut std::io::Cursor::new(&f), len, &Layout::Preamble).unwrap_err();
+        assert!(
+            e.reason().contains("(8D03,FC03) declares 2113929282 bytes"),
+            "{e}"
+        );
+    }
+
     #[test]
     fn a_well_formed_small_file_passes_the_length_check() {
         let dir = tempfile::tempdir().unwrap();
@@ -1155,16 +1176,59 @@ mod tests {
         let e = open_bytes(&implicit).unwrap_err();
         assert!(e.reason().contains("nested more than 128"), "{e}");
 
-        // A UN of undefined length holds an implicit VR sequence.
+        // dicom-rs reads a UN of undefined length as a sequence in the data set's own
+        // (here explicit) encoding: deep nesting inside one is refused too.
         let mut un = vec![0x40, 0x00, 0x30, 0xA7];
         un.extend_from_slice(b"UN\0\0");
         un.extend_from_slice(&u32::MAX.to_le_bytes());
         for _ in 0..200 {
             un.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
-            un.extend_from_slice(&[0x40, 0x00, 0x30, 0xA7, 0xFF, 0xFF, 0xFF, 0xFF]);
+            un.extend_from_slice(&[0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0]);
+            un.extend_from_slice(&u32::MAX.to_le_bytes());
         }
         let e = open_bytes(&small_file(&un)).unwrap_err();
         assert!(e.reason().contains("nested more than 128"), "{e}");
+    }
+
+    /// Found by the `deid_write` fuzz target: implicit VR content inside a UN of undefined
+    /// length. The pre-scan read it as implicit VR (as the standard intends) but dicom-rs reads
+    /// it in the file's explicit encoding, where "ABCD" after a tag is a 4-byte length of
+    /// 1,145,258,561: a 1 GB zero-filled buffer before the parser noticed the file was short.
+    /// The walk now reads what the parser reads, and refuses the claim.
+    #[test]
+    fn implicit_content_inside_an_undefined_length_un_is_checked_as_the_parser_reads_it() {
+        let mut un = vec![0x09, 0x00, 0x10, 0x10];
+        un.extend_from_slice(b"UN\0\0");
+        un.extend_from_slice(&u32::MAX.to_le_bytes());
+        un.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        un.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0]);
+        un.extend_from_slice(b"ABCD");
+        un.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        un.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        let e = open_bytes(&small_file(&un)).unwrap_err();
+        assert!(
+            e.reason().contains("(0010,0010) declares 1145258561 bytes"),
+            "{e}"
+        );
+    }
+
+    /// Also from the fuzzer: an OW element of undefined length that is not (7FE0,0010) is a
+    /// sequence to the parser (not encapsulated fragments), so the lengths inside its items
+    /// are checked.
+    #[test]
+    fn undefined_length_ow_outside_pixel_data_is_walked_as_a_sequence() {
+        let mut t = vec![0xE0, 0x7F, 0x11, 0x00];
+        t.extend_from_slice(b"OW\0\0");
+        t.extend_from_slice(&u32::MAX.to_le_bytes());
+        t.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 20, 0, 0, 0]);
+        t.extend_from_slice(&[0xFF, 0x4F, 0xFF, 0x51, b'U', b'N', 0, 0]);
+        t.extend_from_slice(&0x4000_0000u32.to_le_bytes());
+        t.extend_from_slice(&[0u8; 8]);
+        let e = open_bytes(&small_file(&t)).unwrap_err();
+        assert!(
+            e.reason().contains("(4FFF,51FF) declares 1073741824 bytes"),
+            "{e}"
+        );
     }
 
     fn reader() -> ReadDicom {
