@@ -103,6 +103,9 @@ pub struct BuildContext {
     pub cancel: Arc<AtomicBool>,
     /// Plan only: report what would change without writing anything.
     pub dry_run: bool,
+    /// On a resumed run: files a killed run may have left unrecorded, which a sink takes as
+    /// written when its bytes are identical (see [`crate::journal::Leftovers`]).
+    pub leftovers: Option<Arc<crate::journal::Leftovers>>,
 }
 
 impl BuildContext {

@@ -312,6 +312,7 @@ mod tests {
             pixels_needed_downstream: false,
             cancel: Default::default(),
             dry_run: false,
+            leftovers: None,
         };
         match cfg.build(&ctx).unwrap() {
             Runtime::PerItem(w) => w,
