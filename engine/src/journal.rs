@@ -131,6 +131,29 @@ enum Line {
         started: String,
     },
     Input(Done),
+    /// A sink renamed a file after its input was recorded (if_exists: suffix moves the holder
+    /// of a name aside when a copy with a lower hash arrives): the record with this path and
+    /// size now means `to`.
+    Moved {
+        from: PathBuf,
+        to: PathBuf,
+        size: u64,
+    },
+}
+
+/// Told by sinks when they rename a file already written (paths absolute, size of the file).
+pub trait MoveLog: Send + Sync {
+    /// `from` (of `size` bytes) is now `to`.
+    fn moved(&self, from: &Path, to: &Path, size: u64);
+}
+
+/// Apply a rename to recorded outputs.
+pub fn apply_move(outputs: &mut [OutputFile], from: &Path, to: &Path, size: u64) {
+    for o in outputs.iter_mut() {
+        if o.path == from && o.size == size {
+            o.path = to.to_path_buf();
+        }
+    }
 }
 
 /// Size and modification time of a file (following links).
@@ -205,7 +228,20 @@ impl JournalWriter {
 
     /// Append one finished input (one write of one whole line).
     pub fn record(&self, done: Done) -> std::io::Result<()> {
-        let mut line = serde_json::to_string(&Line::Input(done)).map_err(std::io::Error::other)?;
+        self.line(&Line::Input(done))
+    }
+
+    /// Append a rename of a recorded output (paths relative to the output folder).
+    pub fn record_move(&self, from: &Path, to: &Path, size: u64) -> std::io::Result<()> {
+        self.line(&Line::Moved {
+            from: from.to_path_buf(),
+            to: to.to_path_buf(),
+            size,
+        })
+    }
+
+    fn line(&self, line: &Line) -> std::io::Result<()> {
+        let mut line = serde_json::to_string(line).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         f.write_all(line.as_bytes())?;
@@ -249,6 +285,14 @@ impl Leftovers {
         } else {
             false
         }
+    }
+
+    /// If `target` is a leftover, forget it and return true (the caller replaces it).
+    pub fn take(&self, target: &Path) -> bool {
+        self.files
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(target)
     }
 
     /// A leftover was moved from `from` to `to` (or removed, when `to` is None).
@@ -340,6 +384,11 @@ pub fn read_journal(dir: &Path, current: &Fingerprint) -> Result<Resume, ResumeE
             Ok(Line::Input(done)) => {
                 resume.complete.insert(done.input.clone(), done);
             }
+            Ok(Line::Moved { from, to, size }) => {
+                for done in resume.complete.values_mut() {
+                    apply_move(&mut done.outputs, &from, &to, size);
+                }
+            }
             Err(_) => resume.unreadable_lines += 1,
         }
     }
@@ -350,6 +399,15 @@ pub fn read_journal(dir: &Path, current: &Fingerprint) -> Result<Resume, ResumeE
 /// temporary files and damaged recorded outputs, and list the files no skipped input accounts
 /// for as leftovers. `dir` is the (canonical) output folder.
 pub fn prepare(dir: &Path, mut resume: Resume) -> Result<Resume, ResumeError> {
+    // A recorded path may be named by two inputs: under if_exists: suffix a later copy with a
+    // lower hash moves the first holder aside, and the first record goes stale. So a file is
+    // damaged only when its size matches no record of its path.
+    let mut sizes: HashMap<PathBuf, Vec<u64>> = HashMap::new();
+    for done in resume.complete.values() {
+        for o in &done.outputs {
+            sizes.entry(dir.join(&o.path)).or_default().push(o.size);
+        }
+    }
     let mut keep = HashSet::new();
     let mut complete = HashMap::new();
     for (input, done) in std::mem::take(&mut resume.complete) {
@@ -361,8 +419,9 @@ pub fn prepare(dir: &Path, mut resume: Resume) -> Result<Resume, ResumeError> {
                 Ok(m) if m.is_file() && m.len() == o.size => {}
                 Ok(m) if m.is_file() => {
                     whole = false;
-                    // Our own output of an unchanged input, cut short: it will be written again.
-                    if unchanged && std::fs::remove_file(&p).is_ok() {
+                    // Our output of an unchanged input, cut short or grown: written again.
+                    let recorded = sizes.get(&p).is_some_and(|s| s.contains(&m.len()));
+                    if unchanged && !recorded && std::fs::remove_file(&p).is_ok() {
                         resume.damaged_removed += 1;
                     }
                 }

@@ -90,7 +90,7 @@ struct Shared {
     cancel: Arc<AtomicBool>,
     fail_fast: bool,
     cancelled_by_us: AtomicBool,
-    tracker: Option<Tracker>,
+    tracker: Option<Arc<Tracker>>,
 }
 
 /// Items in flight for one input, and what has come of them so far.
@@ -112,7 +112,25 @@ struct Tracker {
     journal: JournalWriter,
     root: PathBuf,
     pending: Mutex<HashMap<PathBuf, Pending>>,
+    /// Renames of files already written, (from, size) -> to, relative to the output folder.
+    moves: Mutex<HashMap<(PathBuf, u64), PathBuf>>,
     error: Mutex<Option<String>>,
+}
+
+impl journal::MoveLog for Tracker {
+    fn moved(&self, from: &Path, to: &Path, size: u64) {
+        let from = from.strip_prefix(&self.root).unwrap_or(from).to_path_buf();
+        let to = to.strip_prefix(&self.root).unwrap_or(to).to_path_buf();
+        // Inputs still in flight pick the move up when they are recorded; inputs already
+        // recorded get a line of their own.
+        self.moves
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((from.clone(), size), to.clone());
+        if let Err(e) = self.journal.record_move(&from, &to, size) {
+            self.journal_failed(&e, None);
+        }
+    }
 }
 
 impl Tracker {
@@ -182,9 +200,15 @@ impl Tracker {
             }
             map.remove(source)
         };
-        let Some(p) = finished else { return };
+        let Some(mut p) = finished else { return };
         if p.held {
             return;
+        }
+        {
+            let moves = self.moves.lock().unwrap_or_else(|p| p.into_inner());
+            for ((from, size), to) in moves.iter() {
+                journal::apply_move(&mut p.outputs, from, to, *size);
+            }
         }
         let done = Done {
             input: source.to_path_buf(),
@@ -194,15 +218,23 @@ impl Tracker {
             outputs: p.outputs,
         };
         if let Err(e) = self.journal.record(done) {
-            let mut err = self.error.lock().unwrap_or_else(|p| p.into_inner());
-            if err.is_none() {
-                let msg = format!(
-                    "cannot append to the journal {}: {e}; inputs finished from now on are not recorded, and --resume will redo them",
-                    self.journal.path().display()
-                );
-                progress.println(&format!("dcmflow: warning: {msg}"));
-                *err = Some(msg);
+            self.journal_failed(&e, Some(progress));
+        }
+    }
+
+    /// Say once that the journal cannot be appended to; the run goes on.
+    fn journal_failed(&self, e: &std::io::Error, progress: Option<&Progress>) {
+        let mut err = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if err.is_none() {
+            let msg = format!(
+                "cannot append to the journal {}: {e}; inputs finished from now on are not recorded, and --resume will redo them",
+                self.journal.path().display()
+            );
+            match progress {
+                Some(p) => p.println(&format!("dcmflow: warning: {msg}")),
+                None => eprintln!("dcmflow: warning: {msg}"),
             }
+            *err = Some(msg);
         }
     }
 }
@@ -416,26 +448,6 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
     }
     let complete = Arc::new(complete);
 
-    // Build every runtime before any thread starts: a setup problem stops the run cleanly.
-    let mut runtimes: Vec<Option<Runtime>> = Vec::with_capacity(n);
-    for (i, st) in plan.stages.iter().enumerate() {
-        let ctx = BuildContext {
-            stage_id: st.decl.id.clone(),
-            output_dir: opts.output_dir.clone(),
-            inputs: opts.inputs.clone(),
-            secret: opts.secret.clone(),
-            pixels_needed_downstream: plan.pixels_needed_from(i),
-            cancel: opts.cancel.clone(),
-            dry_run: opts.dry_run,
-            leftovers: leftovers.clone(),
-        };
-        let rt = st
-            .config
-            .build(&ctx)
-            .map_err(|e| format!("stage \"{}\" ({}): {e}", st.decl.id, st.decl.kind))?;
-        runtimes.push(Some(rt));
-    }
-
     // The journal: fresh for a new run (replacing an earlier one atomically), continued for a
     // resumed one. An output folder that cannot take it cannot take the outputs either.
     let tracker = if opts.dry_run {
@@ -453,13 +465,35 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                 out_dir.join(journal::JOURNAL_NAME).display()
             )
         })?;
-        Some(Tracker {
+        Some(Arc::new(Tracker {
             journal: j,
             root: out_dir.clone(),
             pending: Mutex::new(HashMap::new()),
+            moves: Mutex::new(HashMap::new()),
             error: Mutex::new(None),
-        })
+        }))
     };
+    // Build every runtime before any thread starts: a setup problem stops the run cleanly.
+    let mut runtimes: Vec<Option<Runtime>> = Vec::with_capacity(n);
+    for (i, st) in plan.stages.iter().enumerate() {
+        let ctx = BuildContext {
+            stage_id: st.decl.id.clone(),
+            output_dir: opts.output_dir.clone(),
+            inputs: opts.inputs.clone(),
+            secret: opts.secret.clone(),
+            pixels_needed_downstream: plan.pixels_needed_from(i),
+            cancel: opts.cancel.clone(),
+            dry_run: opts.dry_run,
+            leftovers: leftovers.clone(),
+            moves: tracker.clone().map(|t| t as Arc<dyn journal::MoveLog>),
+        };
+        let rt = st
+            .config
+            .build(&ctx)
+            .map_err(|e| format!("stage \"{}\" ({}): {e}", st.decl.id, st.decl.kind))?;
+        runtimes.push(Some(rt));
+    }
+
     let resumed = AtomicU64::new(0);
     let outputs_before = AtomicU64::new(0);
 

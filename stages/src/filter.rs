@@ -313,6 +313,7 @@ mod tests {
             cancel: Default::default(),
             dry_run: false,
             leftovers: None,
+            moves: None,
         };
         match cfg.build(&ctx).unwrap() {
             Runtime::PerItem(w) => w,

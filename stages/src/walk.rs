@@ -199,6 +199,7 @@ pub mod testutil {
             cancel: Default::default(),
             dry_run: false,
             leftovers: None,
+            moves: None,
         };
         match cfg.build(&ctx).unwrap() {
             Runtime::PerItem(w) => w,

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use dcmflow_engine::journal::MoveLog;
 use dcmflow_engine::{
     BuildContext, Item, ItemError, ItemKind, ItemWorker, Leftovers, Payload, Runtime, StageConfig,
 };
@@ -85,8 +86,7 @@ impl StageConfig for WriteDicomConfig {
         Ok(Runtime::PerItem(Arc::new(WriteDicom {
             template: PathTemplate::parse(&self.path, &[])?,
             if_exists: self.if_exists,
-            out: Output::new(&ctx.output_dir, inputs, ctx.dry_run)?
-                .with_leftovers(ctx.leftovers.clone()),
+            out: Output::new(&ctx.output_dir, inputs, ctx.dry_run)?.journaled(ctx),
         })))
     }
 }
@@ -162,6 +162,7 @@ pub struct Output {
     counter: AtomicU64,
     dry_run: bool,
     leftovers: Option<Arc<Leftovers>>,
+    moves: Option<Arc<dyn MoveLog>>,
 }
 
 fn path_hash(p: &Path) -> u64 {
@@ -188,12 +189,15 @@ impl Output {
             counter: AtomicU64::new(0),
             dry_run,
             leftovers: None,
+            moves: None,
         })
     }
 
-    /// Take files a killed run left unrecorded as written when their bytes are identical.
-    pub fn with_leftovers(mut self, leftovers: Option<Arc<Leftovers>>) -> Output {
-        self.leftovers = leftovers;
+    /// Join the run's journal: take files a killed run left unrecorded as written when their
+    /// bytes are identical, and report files moved aside after they were handed on.
+    pub fn journaled(mut self, ctx: &BuildContext) -> Output {
+        self.leftovers = ctx.leftovers.clone();
+        self.moves = ctx.moves.clone();
         self
     }
 
@@ -327,6 +331,7 @@ impl Output {
             if new_hash < old_hash {
                 // Move the present holder aside under its own hash, then take the name.
                 let aside = self.root.join(hashed_name(rel, &old_hash));
+                let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
                 if aside.exists() {
                     std::fs::remove_file(&target).map_err(io)?;
                     if let Some(l) = &self.leftovers {
@@ -337,6 +342,10 @@ impl Output {
                     if let Some(l) = &self.leftovers {
                         l.moved(&target, Some(&aside));
                     }
+                }
+                // The holder's bytes now live at `aside` (an identical copy, when it was there).
+                if let Some(m) = &self.moves {
+                    m.moved(&target, &aside, size);
                 }
                 match link_no_replace(tmp, &target) {
                     Ok(()) => return Ok(target),
@@ -351,6 +360,15 @@ impl Output {
                     if e.kind() == std::io::ErrorKind::AlreadyExists
                         && self.claim_leftover(tmp, &mine) =>
                 {
+                    Ok(mine)
+                }
+                // A leftover named by our hash without our bytes is damaged (cut short by a
+                // crash outside dcmflow, or by hand): ours replaces it.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && self.leftovers.as_ref().is_some_and(|l| l.take(&mine)) =>
+                {
+                    std::fs::rename(tmp, &mine).map_err(io)?;
                     Ok(mine)
                 }
                 // The same bytes are already there under that name.
