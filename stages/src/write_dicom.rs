@@ -107,11 +107,49 @@ impl ItemWorker for WriteDicom {
             .render_with_meta(&inst.obj, Some(inst.obj.meta()), &[])
             .map_err(ItemError::failed)?;
         let written = self.out.write(&rel, self.if_exists, |w| {
-            inst.obj
-                .write_all(w)
-                .map_err(|e| std::io::Error::other(format!("cannot encode the DICOM file: {e}")))
+            // The encoder's error hides the I/O error under it (a full disk would read "could
+            // not print data set"): keep the first I/O error and report that.
+            let mut tap = IoErrorTap {
+                inner: w,
+                first: None,
+            };
+            match inst.obj.write_all(&mut tap) {
+                Ok(()) => Ok(()),
+                Err(e) => Err(tap.first.take().unwrap_or_else(|| {
+                    std::io::Error::other(format!("cannot encode the DICOM file: {e}"))
+                })),
+            }
         })?;
         Ok(vec![item.with(Payload::Output(written))])
+    }
+}
+
+/// A writer that remembers the first I/O error passed through it.
+struct IoErrorTap<'a, W: std::io::Write> {
+    inner: &'a mut W,
+    first: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> IoErrorTap<'_, W> {
+    fn keep<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        r.map_err(|e| {
+            let copy = std::io::Error::new(e.kind(), e.to_string());
+            if self.first.is_none() {
+                self.first = Some(e);
+            }
+            copy
+        })
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for IoErrorTap<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.keep(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.keep(r)
     }
 }
 
