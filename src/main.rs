@@ -121,6 +121,14 @@ enum Command {
         /// Show what would be done, per stage, without writing anything.
         #[arg(long)]
         dry_run: bool,
+        /// Continue an interrupted run (killed, disk full, ...) into the same output folder:
+        /// inputs that OUT/.dcmflow-journal records as complete, unchanged since and with every
+        /// output in place are skipped without being opened; the rest are redone. Files the
+        /// interrupted run left with exactly the bytes to be written are kept; temporary files
+        /// are removed. Refused (exit 2) when the recipe, the parameters or the secret differ
+        /// from the journal's run.
+        #[arg(long)]
+        resume: bool,
     },
 }
 
@@ -270,6 +278,7 @@ fn main() -> ExitCode {
             quiet,
             secret_file,
             dry_run,
+            resume,
         } => match run_command(
             &recipe,
             inputs,
@@ -280,6 +289,7 @@ fn main() -> ExitCode {
             quiet,
             secret_file,
             dry_run,
+            resume,
         ) {
             Ok(code) => code,
             Err(e) => {
@@ -334,6 +344,7 @@ fn run_command(
     quiet: bool,
     secret_file: Option<PathBuf>,
     dry_run: bool,
+    resume: bool,
 ) -> Result<ExitCode, String> {
     let plan = load_plan(recipe, sets)?;
     let output_abs = if dry_run {
@@ -379,6 +390,7 @@ fn run_command(
     opts.fail_fast = fail_fast;
     opts.quiet = quiet;
     opts.dry_run = dry_run;
+    opts.resume = resume;
 
     let cancel: Arc<AtomicBool> = opts.cancel.clone();
     let _ = ctrlc::set_handler(move || {
@@ -398,10 +410,8 @@ fn run_command(
             serde_json::to_string_pretty(&report).unwrap_or_default()
         );
     } else {
-        let path = report
-            .write_to(&output_abs)
-            .map_err(|e| format!("cannot write run.json: {e}"))?;
-        if !quiet {
+        let written = report.write_to(&output_abs);
+        if !quiet || written.is_err() {
             let failed = report
                 .problems
                 .iter()
@@ -409,15 +419,42 @@ fn run_command(
                 .count();
             let quarantined = report.problems.len() - failed;
             eprintln!(
-                "dcmflow: {} written, {} failed, {} quarantined, {} skipped, {} dropped{}; report {}",
+                "dcmflow: {} written, {}{} failed, {} quarantined, {} skipped, {} dropped{}; {}",
                 report.outputs,
+                if resume {
+                    format!(
+                        "{} inputs resumed ({} files kept from before), ",
+                        report.resumed, report.outputs_before
+                    )
+                } else {
+                    String::new()
+                },
                 failed,
                 quarantined,
                 report.stages.values().map(|c| c.skipped).sum::<u64>(),
                 report.dropped,
-                if report.cancelled { " (stopped early)" } else { "" },
-                path.display()
+                if report.cancelled {
+                    " (stopped early)"
+                } else {
+                    ""
+                },
+                match &written {
+                    Ok(path) => format!("report {}", path.display()),
+                    Err(_) => "report below".into(),
+                }
             );
+        }
+        if let Err(e) = written {
+            // The items ran: say what happened even though the report has no room on disk.
+            eprintln!(
+                "dcmflow: cannot write run.json in {}: {e}; the report follows on standard output",
+                output_abs.display()
+            );
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
+            return Ok(ExitCode::from(1));
         }
     }
     Ok(if report.all_ok() {

@@ -9,6 +9,7 @@
 pub mod diagnostic;
 pub mod docs;
 pub mod item;
+pub mod journal;
 pub mod keys;
 pub mod plan;
 pub mod progress;
@@ -20,6 +21,7 @@ pub mod timefmt;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use item::{Frame, FrameData, Frames, Instance, Item, ItemKind, Payload, Series};
+pub use journal::Leftovers;
 pub use keys::Secret;
 pub use plan::Plan;
 pub use stage::{

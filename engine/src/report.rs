@@ -77,8 +77,18 @@ pub struct RunReport {
     pub cancelled: bool,
     /// Counts per stage id.
     pub stages: BTreeMap<String, StageCounts>,
-    /// Files written, relative to the output folder.
+    /// Files written by this run (a resumed run counts only what it wrote itself).
     pub outputs: u64,
+    /// Inputs a resumed run skipped because an earlier run into this folder finished them
+    /// (recorded in `.dcmflow-journal`, unchanged since, every output in place).
+    pub resumed: u64,
+    /// Files those inputs had written, kept as they were. `outputs + outputs_before` is the
+    /// folder's whole output; `.dcmflow-journal` lists every file by input.
+    pub outputs_before: u64,
+    /// Set when the journal could not be appended to (e.g. the disk is full): inputs finished
+    /// after that are not recorded and a resumed run redoes them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal_error: Option<String>,
     /// Every failed or quarantined item.
     pub problems: Vec<ItemProblem>,
     /// Inputs skipped as not applicable (e.g. not DICOM), with the reason.
@@ -100,8 +110,17 @@ impl RunReport {
         let path = dir.join("run.json");
         let tmp = dir.join(format!(".run.json.{}.tmp", std::process::id()));
         let text = serde_json::to_string_pretty(self).map_err(std::io::Error::other)?;
-        std::fs::write(&tmp, text + "\n")?;
-        std::fs::rename(&tmp, &path)?;
+        let written = (|| {
+            let mut f = std::fs::File::create(&tmp)?;
+            std::io::Write::write_all(&mut f, (text + "\n").as_bytes())?;
+            f.sync_data()?;
+            std::fs::rename(&tmp, &path)
+        })();
+        if let Err(e) = written {
+            // Never leave a partial report behind (a full disk, a read-only folder).
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
         Ok(path)
     }
 }

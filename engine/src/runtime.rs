@@ -4,8 +4,9 @@
 //! inputs have ended. Shutdown cascades by dropping senders. A failed item is recorded (stage,
 //! input, reason) and never passed on. One cancel flag serves Ctrl-C and `--fail-fast`.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
@@ -13,6 +14,7 @@ use std::time::{Instant, SystemTime};
 use crossbeam_channel::{bounded, Receiver, Select, Sender};
 
 use crate::item::{Item, Payload};
+use crate::journal::{self, Done, Fingerprint, JournalWriter, OutputFile};
 use crate::keys::Secret;
 use crate::plan::Plan;
 use crate::progress::Progress;
@@ -42,6 +44,9 @@ pub struct RunOptions {
     pub cancel: Arc<AtomicBool>,
     /// Report what would change; write nothing.
     pub dry_run: bool,
+    /// Continue an earlier run into the same output folder: skip the inputs its journal records
+    /// as complete (unchanged, outputs in place) and redo the rest.
+    pub resume: bool,
 }
 
 impl RunOptions {
@@ -60,6 +65,7 @@ impl RunOptions {
             secret_source: "none".into(),
             cancel: Arc::new(AtomicBool::new(false)),
             dry_run: false,
+            resume: false,
         }
     }
 }
@@ -84,12 +90,164 @@ struct Shared {
     cancel: Arc<AtomicBool>,
     fail_fast: bool,
     cancelled_by_us: AtomicBool,
+    tracker: Option<Arc<Tracker>>,
+}
+
+/// Items in flight for one input, and what has come of them so far.
+struct Pending {
+    count: i64,
+    size: u64,
+    mtime_ns: u64,
+    outputs: Vec<OutputFile>,
+    problem: bool,
+    /// Some of its items went into a barrier (e.g. a series): what comes out is shared with
+    /// other inputs, so this input is never recorded as complete on its own.
+    held: bool,
+}
+
+/// Counts the items derived from each input that are still in flight; when the count of an
+/// input drops to zero, everything from it has been written or has ended, and it goes into the
+/// journal. An item is counted before it is sent, and uncounted after its stage is done with it.
+struct Tracker {
+    journal: JournalWriter,
+    root: PathBuf,
+    pending: Mutex<HashMap<PathBuf, Pending>>,
+    /// Renames of files already written, (from, size) -> to, relative to the output folder.
+    moves: Mutex<HashMap<(PathBuf, u64), PathBuf>>,
+    error: Mutex<Option<String>>,
+}
+
+impl journal::MoveLog for Tracker {
+    fn moved(&self, from: &Path, to: &Path, size: u64) {
+        let from = from.strip_prefix(&self.root).unwrap_or(from).to_path_buf();
+        let to = to.strip_prefix(&self.root).unwrap_or(to).to_path_buf();
+        // Inputs still in flight pick the move up when they are recorded; inputs already
+        // recorded get a line of their own.
+        self.moves
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert((from.clone(), size), to.clone());
+        if let Err(e) = self.journal.record_move(&from, &to, size) {
+            self.journal_failed(&e, None);
+        }
+    }
+}
+
+impl Tracker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Pending>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn entry<'a>(
+        map: &'a mut HashMap<PathBuf, Pending>,
+        source: &Path,
+        held: bool,
+    ) -> &'a mut Pending {
+        map.entry(source.to_path_buf()).or_insert_with(|| Pending {
+            count: 0,
+            size: 0,
+            mtime_ns: 0,
+            outputs: Vec::new(),
+            problem: false,
+            held,
+        })
+    }
+
+    /// An input enters the graph.
+    fn begin(&self, source: &Path) {
+        let (size, mtime_ns) = journal::stat(source).unwrap_or((0, 0));
+        let mut map = self.lock();
+        let p = Self::entry(&mut map, source, false);
+        p.count += 1;
+        p.size = size;
+        p.mtime_ns = mtime_ns;
+    }
+
+    /// `n` more items of `source` are about to be sent. An input no longer tracked (a barrier's
+    /// flush) is tracked again as held.
+    fn add(&self, source: &Path, n: i64) {
+        Self::entry(&mut self.lock(), source, true).count += n;
+    }
+
+    fn output(&self, source: &Path, path: &Path) {
+        let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        let rel = path.strip_prefix(&self.root).unwrap_or(path).to_path_buf();
+        Self::entry(&mut self.lock(), source, true)
+            .outputs
+            .push(OutputFile { path: rel, size });
+    }
+
+    fn problem(&self, source: &Path) {
+        if let Some(p) = self.lock().get_mut(source) {
+            p.problem = true;
+        }
+    }
+
+    fn hold(&self, source: &Path) {
+        if let Some(p) = self.lock().get_mut(source) {
+            p.held = true;
+        }
+    }
+
+    /// One item of `source` is done with; record the input when it was the last.
+    fn done(&self, source: &Path, progress: &Progress) {
+        let finished = {
+            let mut map = self.lock();
+            let Some(p) = map.get_mut(source) else { return };
+            p.count -= 1;
+            if p.count > 0 {
+                return;
+            }
+            map.remove(source)
+        };
+        let Some(mut p) = finished else { return };
+        if p.held {
+            return;
+        }
+        {
+            let moves = self.moves.lock().unwrap_or_else(|p| p.into_inner());
+            for ((from, size), to) in moves.iter() {
+                journal::apply_move(&mut p.outputs, from, to, *size);
+            }
+        }
+        let done = Done {
+            input: source.to_path_buf(),
+            size: p.size,
+            mtime_ns: p.mtime_ns,
+            ok: !p.problem,
+            outputs: p.outputs,
+        };
+        if let Err(e) = self.journal.record(done) {
+            self.journal_failed(&e, Some(progress));
+        }
+    }
+
+    /// Say once that the journal cannot be appended to; the run goes on.
+    fn journal_failed(&self, e: &std::io::Error, progress: Option<&Progress>) {
+        let mut err = self.error.lock().unwrap_or_else(|p| p.into_inner());
+        if err.is_none() {
+            let msg = format!(
+                "cannot append to the journal {}: {e}; inputs finished from now on are not recorded, and --resume will redo them",
+                self.journal.path().display()
+            );
+            match progress {
+                Some(p) => p.println(&format!("dcmflow: warning: {msg}")),
+                None => eprintln!("dcmflow: warning: {msg}"),
+            }
+            *err = Some(msg);
+        }
+    }
 }
 
 const MAX_SKIPPED_LISTED: usize = 10_000;
 
 impl Shared {
     fn record(&self, stage: usize, source: &std::path::Path, err: ItemError) {
+        if err.is_problem() {
+            if let Some(t) = &self.tracker {
+                t.problem(source);
+            }
+        }
         let c = &self.counters[stage];
         match &err {
             ItemError::Failed(_) => c.failed.fetch_add(1, Ordering::Relaxed),
@@ -140,6 +298,15 @@ fn send_all(
     stage: usize,
     terminal: bool,
 ) {
+    if let Some(t) = &shared.tracker {
+        for item in &items {
+            match (&item.payload, terminal) {
+                (Payload::Output(p), true) => t.output(&item.source, p),
+                (_, true) => {}
+                (_, false) => t.add(&item.source, outputs.len() as i64),
+            }
+        }
+    }
     for item in items {
         shared.counters[stage]
             .emitted
@@ -213,6 +380,7 @@ fn consume(
     shared: &Shared,
     i: usize,
     terminal: bool,
+    barrier: bool,
     mut process: impl FnMut(Item) -> Result<Vec<Item>, ItemError>,
 ) {
     let mut open: Vec<usize> = (0..inputs.len()).collect();
@@ -222,6 +390,12 @@ fn consume(
         match guarded(|| process(item)) {
             Ok(out) => send_all(outputs, out, shared, i, terminal),
             Err(e) => shared.record(i, &source, e),
+        }
+        if let Some(t) = &shared.tracker {
+            if barrier {
+                t.hold(&source);
+            }
+            t.done(&source, &shared.progress);
         }
         shared.progress.inc(i);
     }
@@ -249,6 +423,56 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
     let clock = Instant::now();
     let n = plan.stages.len();
 
+    // Resume: check the journal first (reading only, so a refused resume writes nothing), then
+    // clear what a killed run left half done.
+    let out_dir = if opts.dry_run {
+        opts.output_dir.clone()
+    } else {
+        std::fs::canonicalize(&opts.output_dir)
+            .map_err(|e| format!("output folder {}: {e}", opts.output_dir.display()))?
+    };
+    let fingerprint = Fingerprint::new(&plan.recipe, opts.secret.as_ref());
+    let mut complete = HashMap::new();
+    let mut leftovers = None;
+    if opts.resume && !opts.dry_run {
+        let found = journal::read_journal(&out_dir, &fingerprint).map_err(|e| e.to_string())?;
+        if !found.journal_found && !opts.quiet {
+            eprintln!(
+                "dcmflow: no journal in {}: every input is redone (files already there with the same bytes are kept)",
+                opts.output_dir.display()
+            );
+        }
+        let r = journal::prepare(&out_dir, found).map_err(|e| e.to_string())?;
+        complete = r.complete;
+        leftovers = Some(Arc::new(r.leftovers));
+    }
+    let complete = Arc::new(complete);
+
+    // The journal: fresh for a new run (replacing an earlier one atomically), continued for a
+    // resumed one. An output folder that cannot take it cannot take the outputs either.
+    let tracker = if opts.dry_run {
+        None
+    } else {
+        let when = crate::timefmt::rfc3339(started);
+        let j = if opts.resume {
+            JournalWriter::append(&out_dir, &fingerprint, &when)
+        } else {
+            JournalWriter::fresh(&out_dir, &fingerprint, &when)
+        }
+        .map_err(|e| {
+            format!(
+                "cannot write the journal {}: {e}",
+                out_dir.join(journal::JOURNAL_NAME).display()
+            )
+        })?;
+        Some(Arc::new(Tracker {
+            journal: j,
+            root: out_dir.clone(),
+            pending: Mutex::new(HashMap::new()),
+            moves: Mutex::new(HashMap::new()),
+            error: Mutex::new(None),
+        }))
+    };
     // Build every runtime before any thread starts: a setup problem stops the run cleanly.
     let mut runtimes: Vec<Option<Runtime>> = Vec::with_capacity(n);
     for (i, st) in plan.stages.iter().enumerate() {
@@ -260,6 +484,8 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
             pixels_needed_downstream: plan.pixels_needed_from(i),
             cancel: opts.cancel.clone(),
             dry_run: opts.dry_run,
+            leftovers: leftovers.clone(),
+            moves: tracker.clone().map(|t| t as Arc<dyn journal::MoveLog>),
         };
         let rt = st
             .config
@@ -267,6 +493,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
             .map_err(|e| format!("stage \"{}\" ({}): {e}", st.decl.id, st.decl.kind))?;
         runtimes.push(Some(rt));
     }
+
+    let resumed = AtomicU64::new(0);
+    let outputs_before = AtomicU64::new(0);
 
     let labels: Vec<String> = plan.stages.iter().map(|s| s.decl.id.clone()).collect();
     let shared = Arc::new(Shared {
@@ -279,6 +508,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         cancel: opts.cancel.clone(),
         fail_fast: opts.fail_fast,
         cancelled_by_us: AtomicBool::new(false),
+        tracker,
     });
 
     // One bounded channel per edge.
@@ -322,6 +552,8 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                     let feed_cancel = cancel.clone();
                     let feeder_src = src.clone();
                     let feeder_shared = shared.clone();
+                    let complete = complete.clone();
+                    let (resumed, outputs_before) = (&resumed, &outputs_before);
                     scope.spawn(move || {
                         feeder_src.discover(&inputs_given, &mut |found| {
                             if feed_cancel.load(Ordering::SeqCst) {
@@ -331,7 +563,22 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                                 .received
                                 .fetch_add(1, Ordering::Relaxed);
                             match found {
-                                Ok(path) => feed_tx.send(Item::file(path)).is_ok(),
+                                Ok(path) => {
+                                    // Complete in an earlier run: not even opened.
+                                    if let Some(done) = complete.get(&path) {
+                                        resumed.fetch_add(1, Ordering::Relaxed);
+                                        outputs_before.fetch_add(
+                                            done.outputs.len() as u64,
+                                            Ordering::Relaxed,
+                                        );
+                                        feeder_shared.progress.inc(i);
+                                        return true;
+                                    }
+                                    if let Some(t) = &feeder_shared.tracker {
+                                        t.begin(&path);
+                                    }
+                                    feed_tx.send(Item::file(path)).is_ok()
+                                }
                                 Err((path, err)) => {
                                     feeder_shared.record(i, &path, err);
                                     feeder_shared.progress.inc(i);
@@ -352,6 +599,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                                     Ok(out) => send_all(&outputs, out, &shared, i, terminal),
                                     Err(e) => shared.record(i, &source, e),
                                 }
+                                if let Some(t) = &shared.tracker {
+                                    t.done(&source, &shared.progress);
+                                }
                                 shared.progress.inc(i);
                             }
                         });
@@ -364,7 +614,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                         let outputs = port.outputs.clone();
                         let shared = shared.clone();
                         scope.spawn(move || {
-                            consume(&inputs, &outputs, &shared, i, terminal, |item| {
+                            consume(&inputs, &outputs, &shared, i, terminal, false, |item| {
                                 worker.process(item)
                             });
                         });
@@ -375,7 +625,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                     let outputs = port.outputs;
                     let shared = shared.clone();
                     scope.spawn(move || {
-                        consume(&inputs, &outputs, &shared, i, terminal, |item| worker.push(item));
+                        consume(&inputs, &outputs, &shared, i, terminal, true, |item| {
+                            worker.push(item)
+                        });
                         let flushed = match std::panic::catch_unwind(AssertUnwindSafe(|| worker.finish())) {
                             Ok(v) => v,
                             Err(_) => vec![Err((
@@ -442,6 +694,12 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         cancelled: opts.cancel.load(Ordering::SeqCst),
         stages,
         outputs: shared.outputs.load(Ordering::Relaxed),
+        resumed: resumed.load(Ordering::Relaxed),
+        outputs_before: outputs_before.load(Ordering::Relaxed),
+        journal_error: shared
+            .tracker
+            .as_ref()
+            .and_then(|t| t.error.lock().unwrap_or_else(|p| p.into_inner()).clone()),
         problems,
         skipped,
         dropped,

@@ -87,7 +87,7 @@ impl std::fmt::Display for ItemError {
 }
 
 /// Everything a stage may know about the run when it builds its worker.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BuildContext {
     /// The stage's id in the recipe.
     pub stage_id: String,
@@ -103,6 +103,11 @@ pub struct BuildContext {
     pub cancel: Arc<AtomicBool>,
     /// Plan only: report what would change without writing anything.
     pub dry_run: bool,
+    /// On a resumed run: files a killed run may have left unrecorded, which a sink takes as
+    /// written when its bytes are identical (see [`crate::journal::Leftovers`]).
+    pub leftovers: Option<Arc<crate::journal::Leftovers>>,
+    /// Where sinks report renames of files already written (for the run journal).
+    pub moves: Option<Arc<dyn crate::journal::MoveLog>>,
 }
 
 impl BuildContext {

@@ -117,7 +117,7 @@ impl StageConfig for EncodeImageConfig {
             template: PathTemplate::parse(&self.path, &["frame", "ext"])?,
             if_exists: self.if_exists,
             require_deidentified: self.require_deidentified,
-            out: Output::new(&ctx.output_dir, inputs, ctx.dry_run)?,
+            out: Output::new(&ctx.output_dir, inputs, ctx.dry_run)?.journaled(ctx),
         })))
     }
 }

@@ -114,7 +114,7 @@ impl StageConfig for EncodeVideoConfig {
         Ok(Runtime::PerItem(Arc::new(EncodeVideo {
             cfg: self.clone(),
             template: PathTemplate::parse(&self.path, &["ext"])?,
-            out: Output::new(&ctx.output_dir, inputs, ctx.dry_run)?,
+            out: Output::new(&ctx.output_dir, inputs, ctx.dry_run)?.journaled(ctx),
         })))
     }
 }

@@ -312,6 +312,8 @@ mod tests {
             pixels_needed_downstream: false,
             cancel: Default::default(),
             dry_run: false,
+            leftovers: None,
+            moves: None,
         };
         match cfg.build(&ctx).unwrap() {
             Runtime::PerItem(w) => w,

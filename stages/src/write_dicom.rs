@@ -7,8 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use dcmflow_engine::journal::MoveLog;
 use dcmflow_engine::{
-    BuildContext, Item, ItemError, ItemKind, ItemWorker, Payload, Runtime, StageConfig,
+    BuildContext, Item, ItemError, ItemKind, ItemWorker, Leftovers, Payload, Runtime, StageConfig,
 };
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -85,7 +86,7 @@ impl StageConfig for WriteDicomConfig {
         Ok(Runtime::PerItem(Arc::new(WriteDicom {
             template: PathTemplate::parse(&self.path, &[])?,
             if_exists: self.if_exists,
-            out: Output::new(&ctx.output_dir, inputs, ctx.dry_run)?,
+            out: Output::new(&ctx.output_dir, inputs, ctx.dry_run)?.journaled(ctx),
         })))
     }
 }
@@ -106,11 +107,49 @@ impl ItemWorker for WriteDicom {
             .render_with_meta(&inst.obj, Some(inst.obj.meta()), &[])
             .map_err(ItemError::failed)?;
         let written = self.out.write(&rel, self.if_exists, |w| {
-            inst.obj
-                .write_all(w)
-                .map_err(|e| std::io::Error::other(format!("cannot encode the DICOM file: {e}")))
+            // The encoder's error hides the I/O error under it (a full disk would read "could
+            // not print data set"): keep the first I/O error and report that.
+            let mut tap = IoErrorTap {
+                inner: w,
+                first: None,
+            };
+            match inst.obj.write_all(&mut tap) {
+                Ok(()) => Ok(()),
+                Err(e) => Err(tap.first.take().unwrap_or_else(|| {
+                    std::io::Error::other(format!("cannot encode the DICOM file: {e}"))
+                })),
+            }
         })?;
         Ok(vec![item.with(Payload::Output(written))])
+    }
+}
+
+/// A writer that remembers the first I/O error passed through it.
+struct IoErrorTap<'a, W: std::io::Write> {
+    inner: &'a mut W,
+    first: Option<std::io::Error>,
+}
+
+impl<W: std::io::Write> IoErrorTap<'_, W> {
+    fn keep<T>(&mut self, r: std::io::Result<T>) -> std::io::Result<T> {
+        r.map_err(|e| {
+            let copy = std::io::Error::new(e.kind(), e.to_string());
+            if self.first.is_none() {
+                self.first = Some(e);
+            }
+            copy
+        })
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for IoErrorTap<'_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let r = self.inner.write(buf);
+        self.keep(r)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        let r = self.inner.flush();
+        self.keep(r)
     }
 }
 
@@ -147,7 +186,12 @@ fn check_meta_uids(meta: &dicom_object::FileMetaTable) -> Result<(), ItemError> 
 /// Safe file output under one folder, shared by every sink: writes atomically (a temporary
 /// file in the target folder, then a link or rename to the final name), never over an input,
 /// and never lets two items of one run replace each other. It keeps no per-file state except,
-/// under `overwrite`, an 8-byte hash per path written, so memory stays flat.
+/// under `overwrite`, an 8-byte hash per path written, so memory stays flat. Every file is
+/// synced to disk before it gets its final name, so a name never points at a partial file.
+///
+/// On a resumed run, a file that a killed run left at a name without recording it (a
+/// [`Leftovers`] entry) is taken as written when it holds exactly the bytes to be written;
+/// otherwise the `if_exists` policy applies as usual.
 pub struct Output {
     root: PathBuf,
     inputs: Vec<PathBuf>,
@@ -155,6 +199,8 @@ pub struct Output {
     collisions: Mutex<()>,
     counter: AtomicU64,
     dry_run: bool,
+    leftovers: Option<Arc<Leftovers>>,
+    moves: Option<Arc<dyn MoveLog>>,
 }
 
 fn path_hash(p: &Path) -> u64 {
@@ -180,7 +226,25 @@ impl Output {
             collisions: Mutex::new(()),
             counter: AtomicU64::new(0),
             dry_run,
+            leftovers: None,
+            moves: None,
         })
+    }
+
+    /// Join the run's journal: take files a killed run left unrecorded as written when their
+    /// bytes are identical, and report files moved aside after they were handed on.
+    pub fn journaled(mut self, ctx: &BuildContext) -> Output {
+        self.leftovers = ctx.leftovers.clone();
+        self.moves = ctx.moves.clone();
+        self
+    }
+
+    /// Whether `target` is a leftover of an earlier run holding the bytes of `tmp` (then it is
+    /// ours now).
+    fn claim_leftover(&self, tmp: &Path, target: &Path) -> bool {
+        self.leftovers
+            .as_ref()
+            .is_some_and(|l| l.claim(target, || same_bytes(tmp, target).unwrap_or(false)))
     }
 
     /// The output folder.
@@ -222,7 +286,10 @@ impl Output {
             let f = std::fs::File::create(&tmp)?;
             let mut w = std::io::BufWriter::with_capacity(64 * 1024, f);
             fill(&mut w)?;
-            w.into_inner().map_err(|e| e.into_error())?;
+            let f = w.into_inner().map_err(|e| e.into_error())?;
+            // On disk before it has a name: a crash or a full disk never leaves a name on a
+            // partial file, and late write errors (e.g. ENOSPC on writeback) surface here.
+            f.sync_data()?;
             Ok::<(), std::io::Error>(())
         })();
         if let Err(e) = filled {
@@ -260,6 +327,11 @@ impl Output {
         // A hard link fails when the name exists, so claiming a name is atomic.
         match link_no_replace(tmp, &target) {
             Ok(()) => Ok(target),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists
+                && self.claim_leftover(tmp, &target) =>
+            {
+                Ok(target)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => match policy {
                 IfExists::Suffix => self.place_by_content(tmp, rel),
                 IfExists::Skip => Err(ItemError::Skipped(format!("{} exists (if_exists: skip)", rel.display()))),
@@ -297,10 +369,21 @@ impl Output {
             if new_hash < old_hash {
                 // Move the present holder aside under its own hash, then take the name.
                 let aside = self.root.join(hashed_name(rel, &old_hash));
+                let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
                 if aside.exists() {
                     std::fs::remove_file(&target).map_err(io)?;
+                    if let Some(l) = &self.leftovers {
+                        l.moved(&target, None);
+                    }
                 } else {
                     std::fs::rename(&target, &aside).map_err(io)?;
+                    if let Some(l) = &self.leftovers {
+                        l.moved(&target, Some(&aside));
+                    }
+                }
+                // The holder's bytes now live at `aside` (an identical copy, when it was there).
+                if let Some(m) = &self.moves {
+                    m.moved(&target, &aside, size);
                 }
                 match link_no_replace(tmp, &target) {
                     Ok(()) => return Ok(target),
@@ -311,6 +394,21 @@ impl Output {
             let mine = self.root.join(hashed_name(rel, &new_hash));
             return match link_no_replace(tmp, &mine) {
                 Ok(()) => Ok(mine),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && self.claim_leftover(tmp, &mine) =>
+                {
+                    Ok(mine)
+                }
+                // A leftover named by our hash without our bytes is damaged (cut short by a
+                // crash outside dcmflow, or by hand): ours replaces it.
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && self.leftovers.as_ref().is_some_and(|l| l.take(&mine)) =>
+                {
+                    std::fs::rename(tmp, &mine).map_err(io)?;
+                    Ok(mine)
+                }
                 // The same bytes are already there under that name.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                     self.place_identical(tmp, rel, &new_hash)
@@ -337,6 +435,12 @@ impl Output {
             let target = self.root.join(&name);
             match link_no_replace(tmp, &target) {
                 Ok(()) => return Ok(target),
+                Err(e)
+                    if e.kind() == std::io::ErrorKind::AlreadyExists
+                        && self.claim_leftover(tmp, &target) =>
+                {
+                    return Ok(target)
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
                 Err(e) => {
                     return Err(ItemError::context(
@@ -347,6 +451,30 @@ impl Output {
             }
         }
         unreachable!("u32 names run out only after four billion copies")
+    }
+}
+
+/// Whether two files hold the same bytes.
+fn same_bytes(a: &Path, b: &Path) -> std::io::Result<bool> {
+    use std::io::Read;
+    let (fa, fb) = (std::fs::File::open(a)?, std::fs::File::open(b)?);
+    if fa.metadata()?.len() != fb.metadata()?.len() {
+        return Ok(false);
+    }
+    let (mut ra, mut rb) = (
+        std::io::BufReader::with_capacity(64 * 1024, fa),
+        std::io::BufReader::with_capacity(64 * 1024, fb),
+    );
+    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+    loop {
+        let n = ra.read(&mut ba)?;
+        if n == 0 {
+            return Ok(true);
+        }
+        rb.read_exact(&mut bb[..n])?;
+        if ba[..n] != bb[..n] {
+            return Ok(false);
+        }
     }
 }
 

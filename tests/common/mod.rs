@@ -165,8 +165,17 @@ pub fn make_files(dir: &Path, n: usize) {
     }
 }
 
-/// Every regular file below a folder.
+/// Every file below a folder, sorted, except the run journal (`.dcmflow-journal`, the
+/// bookkeeping of `--resume`, whose lines follow thread timing); `files_with_journal` keeps it.
 pub fn files_below(dir: &Path) -> Vec<PathBuf> {
+    files_with_journal(dir)
+        .into_iter()
+        .filter(|p| p.file_name().is_none_or(|n| n != ".dcmflow-journal"))
+        .collect()
+}
+
+/// Every file below a folder, sorted, the run journal included.
+pub fn files_with_journal(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
