@@ -776,3 +776,115 @@ fn flipped_bytes_lying_lengths_wrong_transfer_syntaxes_and_bad_vrs_never_crash_o
         problems.len()
     );
 }
+
+/// Files that claim far more than they hold, each in a way the parser once took at its word
+/// (the last four were found by the fuzz targets): refused, and the whole run, all of them
+/// included, stays under 64 MiB of resident memory (run.json's `peak_memory_mib`).
+fn lying_files() -> Vec<(&'static str, Vec<u8>)> {
+    let big_ob = |tag: (u16, u16), len: u32| {
+        let mut v = Vec::new();
+        v.extend_from_slice(&tag.0.to_le_bytes());
+        v.extend_from_slice(&tag.1.to_le_bytes());
+        v.extend_from_slice(b"OB\0\0");
+        v.extend_from_slice(&len.to_le_bytes());
+        v.extend_from_slice(&[0u8; 200]);
+        v
+    };
+    // 4 GB of pixel data declared in a file of under 1 KB.
+    let four_gb = file_with("1.2.3.1", &big_ob((0x7FE0, 0x0010), 0xFFFF_FFF0));
+    // A stray tag inside the meta group's declared length, then a 2 GB claim.
+    let stray_meta = {
+        let mut f = file_with("1.2.3.2", &big_ob((0x8D03, 0xFC03), 0x7E00_0042));
+        let at = 132 + 12 + 14; // after (0002,0000) and (0002,0001)
+        f[at..at + 2].copy_from_slice(&0x0026u16.to_le_bytes());
+        f
+    };
+    // Implicit VR content inside a UN of undefined length: "ABCD" read as a length.
+    let implicit_in_un = {
+        let mut t = vec![
+            0x09, 0x00, 0x10, 0x10, b'U', b'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ];
+        t.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        t.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0]);
+        t.extend_from_slice(b"ABCD");
+        t.extend_from_slice(&[
+            0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0, 0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0,
+        ]);
+        file_with("1.2.3.3", &t)
+    };
+    // An FD of length 2: the parser reads no value and moves on 0 bytes, out of step with the
+    // file, into a length of about 1.5 GB.
+    let fd_len_2 = {
+        let mut t = el(0x0020, 0x0013, b"FD", &[0x31, 0x20]);
+        t.extend(big_ob((0x2031, 0x0020), 0x5C4C_4E41));
+        file_with("1.2.3.4", &t)
+    };
+    // (0002,0000) written with another VR: the parser checks only tag and length.
+    let meta_vr = {
+        let mut f = file_with("1.2.3.5", &big_ob((0x0009, 0x0010), 0x7000_0000));
+        f[136..138].copy_from_slice(b"PN");
+        f
+    };
+    vec![
+        ("four_gb", four_gb),
+        ("stray_meta", stray_meta),
+        ("implicit_in_un", implicit_in_un),
+        ("fd_len_2", fd_len_2),
+        ("meta_vr", meta_vr),
+    ]
+}
+
+#[test]
+fn files_claiming_gigabytes_are_refused_and_the_run_stays_under_64_mib() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir_all(&input).unwrap();
+    let files = lying_files();
+    for (name, bytes) in &files {
+        assert!(bytes.len() < 1024, "{name} is {} bytes", bytes.len());
+        std::fs::write(input.join(format!("{name}.dcm")), bytes).unwrap();
+    }
+    // The inputs the fuzz targets once made allocate gigabytes, kept in tests/data/crashers.
+    let mut crashers = 0;
+    for p in files_with_ext(&root().join("tests/data/crashers"), "dcm") {
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("fuzz-") && name.contains("-oom-") {
+            std::fs::copy(&p, input.join(&name)).unwrap();
+            crashers += 1;
+        }
+    }
+    assert!(crashers >= 4, "{crashers} saved fuzz finds");
+    for recipe in ["recipes/deid-safe-harbor.yaml", "recipes/stills.yaml"] {
+        let out = dir.path().join(format!("out-{}", recipe.len()));
+        let o = dcmflow_with_env(
+            &[
+                "run",
+                recipe,
+                "--input",
+                input.to_str().unwrap(),
+                "--output",
+                out.to_str().unwrap(),
+                "--quiet",
+                "--threads",
+                "1",
+            ],
+            &[("DCMFLOW_SECRET", "hostile-test-secret-0123456789")],
+        );
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let report = run_report(&out);
+        for (name, _) in &files {
+            let reason = reason_for(&report, &format!("{name}.dcm"))
+                .unwrap_or_else(|| panic!("{name} is not reported: {report}"));
+            assert!(
+                reason.contains("refusing") && !reason.contains("internal error"),
+                "{name}: {reason}"
+            );
+        }
+        assert_eq!(report["outputs"], 0, "{recipe}: {report}");
+        let peak = report["peak_memory_mib"]
+            .as_f64()
+            .expect("peak_memory_mib in run.json");
+        eprintln!("{recipe}: peak {peak} MiB");
+        assert!(peak < 64.0, "{recipe}: peak {peak} MiB");
+    }
+}

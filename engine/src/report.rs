@@ -73,6 +73,10 @@ pub struct RunReport {
     pub seconds: f64,
     /// Worker threads used.
     pub threads: usize,
+    /// Peak resident memory of the process in MiB when the run ended (Linux `VmHWM`; absent
+    /// where the system does not say).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_memory_mib: Option<f64>,
     /// Whether the run was stopped before the end (Ctrl-C or --fail-fast).
     pub cancelled: bool,
     /// Counts per stage id.
@@ -123,4 +127,12 @@ impl RunReport {
         }
         Ok(path)
     }
+}
+
+/// Peak resident set size of this process so far, in MiB (Linux only).
+pub fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some((kib / 1024.0 * 10.0).round() / 10.0)
 }

@@ -691,6 +691,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         finished: crate::timefmt::rfc3339(SystemTime::now()),
         seconds: clock.elapsed().as_secs_f64(),
         threads: workers.iter().sum(),
+        peak_memory_mib: crate::report::peak_memory_mib(),
         cancelled: opts.cancel.load(Ordering::SeqCst),
         stages,
         outputs: shared.outputs.load(Ordering::Relaxed),
