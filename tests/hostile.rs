@@ -5,35 +5,66 @@
 mod common;
 
 use common::*;
+use std::path::PathBuf;
 
-#[test]
-fn truncated_corpus_files_give_errors_or_complete_outputs_never_a_panic() {
-    let Some(corpus) = corpus() else { return };
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("in");
-    std::fs::create_dir_all(&input).unwrap();
-    let offsets = 10;
-    let mut made = 0;
-    for (i, f) in files_below(&corpus).into_iter().enumerate() {
-        let bytes = std::fs::read(&f).unwrap();
-        // Big files make the test slow without finding more: their headers are covered by
-        // the cuts in the first 4 KiB.
-        let len = bytes.len().min(256 << 10);
-        for k in 1..=offsets {
-            let cut = if k <= 4 {
-                4096 * k / 4
-            } else {
-                len * (k - 4) / (offsets - 3)
-            };
-            if cut == 0 || cut >= bytes.len() {
+/// Where to cut a file of `len` bytes: 24 cuts across its first 8 KiB (where the headers
+/// are), 24 across its first MiB (past that, big files only repeat pixel data), its middle
+/// and one byte short of its end. Up to 50 distinct offsets.
+fn cut_offsets(len: usize) -> Vec<usize> {
+    let head = len.min(8 << 10);
+    let body = len.min(1 << 20);
+    let mut cuts: Vec<usize> = (1..=24)
+        .map(|k| head * k / 25)
+        .chain((1..=24).map(|k| body * k / 25))
+        .chain([len / 2, len.saturating_sub(1)])
+        .filter(|&c| c > 0 && c < len)
+        .collect();
+    cuts.sort_unstable();
+    cuts.dedup();
+    cuts
+}
+
+/// Every leaf of a data set, by path (`gggg,eeee` steps, `[i]` for items), with its value's
+/// bytes (text trimmed of padding). The file meta group, group lengths and pixel data are
+/// left out.
+fn leaves(obj: &dicom_object::InMemDicomObject) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use dicom_core::value::Value;
+    fn walk(
+        obj: &dicom_object::InMemDicomObject,
+        prefix: &str,
+        out: &mut std::collections::BTreeMap<String, Vec<u8>>,
+    ) {
+        for e in obj.iter() {
+            let t = e.header().tag;
+            if t.0 == 0x0002 || t.1 == 0x0000 || t == dicom_dictionary_std::tags::PIXEL_DATA {
                 continue;
             }
-            std::fs::write(input.join(format!("f{i:03}_{k:02}.dcm")), &bytes[..cut]).unwrap();
-            made += 1;
+            let path = format!("{prefix}{:04X},{:04X}", t.0, t.1);
+            match e.value() {
+                Value::Sequence(seq) => {
+                    for (i, item) in seq.items().iter().enumerate() {
+                        walk(item, &format!("{path}[{i}]/"), out);
+                    }
+                }
+                Value::PixelSequence(_) => {}
+                Value::Primitive(v) => {
+                    let bytes = match v.to_str() {
+                        std::borrow::Cow::Borrowed(s) => s.as_bytes().to_vec(),
+                        std::borrow::Cow::Owned(s) => s.into_bytes(),
+                    };
+                    let text = String::from_utf8_lossy(&bytes);
+                    out.insert(path, text.trim_end_matches(['\0', ' ']).as_bytes().to_vec());
+                }
+            }
         }
     }
-    assert!(made > 500, "made {made} truncated copies");
-    let out = dir.path().join("out");
+    let mut out = std::collections::BTreeMap::new();
+    walk(obj, "", &mut out);
+    out
+}
+
+/// Run the safe-harbor recipe (burned-in check off: this is about headers) over `input`.
+fn deid_run(input: &std::path::Path, out: &std::path::Path) -> serde_json::Value {
     let o = dcmflow_with_env(
         &[
             "run",
@@ -49,34 +80,148 @@ fn truncated_corpus_files_give_errors_or_complete_outputs_never_a_panic() {
         &[("DCMFLOW_SECRET", "hostile-test-secret-0123456789")],
     );
     assert!(matches!(o.status.code(), Some(0) | Some(1)), "{}", text(&o));
-    let report: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("run.json")).unwrap()).unwrap();
+    let report = run_report(out);
     for p in report["problems"].as_array().unwrap() {
         let reason = p["reason"].as_str().unwrap();
         assert!(
-            !reason.contains("internal error"),
+            !reason.is_empty() && !reason.contains("internal error"),
             "{}: {reason}",
             p["input"]
         );
-        assert!(!reason.is_empty());
     }
-    let mut outputs = 0;
-    for p in files_below(&out)
+    report
+}
+
+/// The written DICOM files of a run, parsed, with their leaves.
+fn outputs(out: &std::path::Path) -> Vec<(PathBuf, dicom_object::DefaultDicomObject)> {
+    files_below(out)
         .into_iter()
         .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
-    {
-        let obj = dicom_object::open_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-        let removed = obj
-            .element(dicom_dictionary_std::tags::PATIENT_IDENTITY_REMOVED)
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .to_string();
-        assert_eq!(removed.trim(), "YES");
-        outputs += 1;
+        .map(|p| {
+            let obj =
+                dicom_object::open_file(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, obj)
+        })
+        .collect()
+}
+
+fn text_of(obj: &dicom_object::DefaultDicomObject, tag: dicom_core::Tag) -> Option<String> {
+    obj.element(tag)
+        .ok()
+        .and_then(|e| e.to_str().ok())
+        .map(|s| s.trim_end_matches(['\0', ' ']).to_string())
+}
+
+/// Truncations of every corpus file at up to 50 offsets, run through the safe-harbor recipe
+/// beside the whole files. Every truncated copy gives an error with a reason or an output;
+/// nothing panics; and no output of a truncated copy holds a value the whole file's output
+/// does not, where that value is one de-identification took out of some original (so a cut
+/// never makes the parser, and then the de-identifier, see less than was there).
+#[test]
+fn truncated_corpus_files_give_errors_or_outputs_never_less_de_identified_than_whole_ones() {
+    let Some(corpus) = corpus() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let whole = dir.path().join("whole");
+    let cut = dir.path().join("cut");
+    std::fs::create_dir_all(&whole).unwrap();
+    std::fs::create_dir_all(&cut).unwrap();
+    let mut made = 0;
+    let mut originals = Vec::new();
+    for (i, f) in files_below(&corpus).into_iter().enumerate() {
+        let bytes = std::fs::read(&f).unwrap();
+        if bytes.len() < 132
+            || !(bytes[128..132] == *b"DICM" || f.extension().is_some_and(|e| e == "dcm"))
+        {
+            continue;
+        }
+        std::fs::write(whole.join(format!("f{i:03}.dcm")), &bytes).unwrap();
+        originals.push(f.clone());
+        for (k, c) in cut_offsets(bytes.len()).into_iter().enumerate() {
+            std::fs::write(cut.join(format!("f{i:03}_{k:02}.dcm")), &bytes[..c]).unwrap();
+            made += 1;
+        }
+    }
+    assert!(made > 4000, "made {made} truncated copies");
+
+    // What de-identification takes out: every value of an original that its whole output
+    // does not hold at the same place (removed or replaced), 4 bytes or longer.
+    let whole_out = dir.path().join("whole-out");
+    deid_run(&whole, &whole_out);
+    let full: Vec<_> = outputs(&whole_out);
+    let mut by_sop: std::collections::HashMap<String, Vec<_>> = Default::default();
+    for (_, obj) in &full {
+        if let Some(sop) = text_of(obj, dicom_dictionary_std::tags::SOP_INSTANCE_UID) {
+            by_sop.entry(sop).or_default().push(leaves(obj));
+        }
+    }
+    let kept: std::collections::HashSet<Vec<u8>> = full
+        .iter()
+        .flat_map(|(_, o)| leaves(o).into_values())
+        .collect();
+    let mut taken_out: std::collections::HashSet<Vec<u8>> = Default::default();
+    for f in &originals {
+        let Ok(obj) = dicom_object::OpenFileOptions::new()
+            .read_until(dicom_dictionary_std::tags::PIXEL_DATA)
+            .open_file(f)
+        else {
+            continue;
+        };
+        for v in leaves(&obj).into_values() {
+            if v.len() >= 4 && !kept.contains(&v) {
+                taken_out.insert(v);
+            }
+        }
+    }
+    assert!(
+        taken_out.len() > 500,
+        "{} values taken out",
+        taken_out.len()
+    );
+
+    let cut_out = dir.path().join("cut-out");
+    let report = deid_run(&cut, &cut_out);
+    let written = outputs(&cut_out);
+    let (mut compared, mut alone) = (0, 0);
+    for (p, obj) in &written {
+        let removed = text_of(obj, dicom_dictionary_std::tags::PATIENT_IDENTITY_REMOVED);
+        assert_eq!(removed.as_deref(), Some("YES"), "{}", p.display());
+        let sop = text_of(obj, dicom_dictionary_std::tags::SOP_INSTANCE_UID).unwrap_or_default();
+        let candidates = by_sop.get(&sop);
+        let mine = leaves(obj);
+        // Against the whole file's output when there is one (the same instance in several
+        // transfer syntaxes gives several: any may match).
+        let leak = |whole: Option<&std::collections::BTreeMap<String, Vec<u8>>>| {
+            mine.iter()
+                .find(|(path, v)| {
+                    whole.and_then(|w| w.get(*path)) != Some(*v) && taken_out.contains(*v)
+                })
+                .map(|(path, v)| format!("{path} = {:?}", String::from_utf8_lossy(v)))
+        };
+        let found = match candidates {
+            Some(c) => {
+                compared += 1;
+                c.iter()
+                    .map(|w| leak(Some(w)))
+                    .min_by_key(|l| l.is_some())
+                    .flatten()
+            }
+            None => {
+                alone += 1;
+                leak(None)
+            }
+        };
+        assert!(
+            found.is_none(),
+            "{}: holds {} that de-identification takes out of the whole file",
+            p.display(),
+            found.unwrap()
+        );
     }
     eprintln!(
-        "{made} truncated copies: {outputs} written, {} refused with a reason",
+        "{made} truncated copies of {} files: {} written ({compared} compared with the whole \
+         file's output, {alone} whose whole file gave none), {} refused with a reason",
+        originals.len(),
+        written.len(),
         report["problems"].as_array().unwrap().len()
     );
 }
