@@ -120,6 +120,15 @@ fn sigkill_mid_run_then_resume_gives_the_uninterrupted_tree_without_redoing_comp
 
     let complete = journal_complete(&out);
     assert!(complete.len() >= 300);
+    // The journal leaves with the outputs: it names inputs by a keyed hash, never by path
+    // (hospital folder names carry patient names).
+    let journal = std::fs::read_to_string(out.join(JOURNAL)).unwrap();
+    for leak in ["f00001", "d000", input.to_str().unwrap()] {
+        assert!(
+            !journal.contains(leak),
+            "the journal names an input path ({leak})"
+        );
+    }
     assert!(
         complete.len() < 3000,
         "the run finished before it was killed"

@@ -97,6 +97,17 @@ impl Fingerprint {
     }
 }
 
+/// How the journal names an input: HMAC-SHA256 of its path keyed with the project secret, so
+/// nobody without the secret can confirm a guessed path; plain SHA-256 when the recipe runs
+/// without one (nothing is de-identified then).
+pub fn input_key(secret: Option<&Secret>, path: &Path) -> String {
+    let bytes = path.as_os_str().as_encoded_bytes();
+    match secret {
+        Some(s) => hex(&s.mac("dcmflow journal input", bytes)),
+        None => hex(&Sha256::digest(bytes)),
+    }
+}
+
 /// One file an input produced, relative to the output folder.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct OutputFile {
@@ -109,8 +120,9 @@ pub struct OutputFile {
 /// One input that a run finished with.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Done {
-    /// The input as the run found it (as run.json names inputs).
-    pub input: PathBuf,
+    /// The input's path as the run found it, as a keyed hash ([`input_key`]): the journal sits
+    /// in the output folder, and folder names in a hospital often carry patient names.
+    pub input: String,
     /// Its size when the run read it.
     pub size: u64,
     /// Its modification time, nanoseconds since 1970.
@@ -319,8 +331,9 @@ impl Leftovers {
 /// What a resumed run takes over from the journal.
 #[derive(Debug, Default)]
 pub struct Resume {
-    /// Inputs finished by an earlier run, still unchanged, whose outputs are all in place.
-    pub complete: HashMap<PathBuf, Done>,
+    /// Inputs finished by an earlier run whose outputs are all in place, by [`input_key`]. The
+    /// runtime skips one only when its size and modification time are still the recorded ones.
+    pub complete: HashMap<String, Done>,
     /// Files present but accounted for by no complete input.
     pub leftovers: Leftovers,
     /// Temporary files of a killed run that were removed.
@@ -411,7 +424,6 @@ pub fn prepare(dir: &Path, mut resume: Resume) -> Result<Resume, ResumeError> {
     let mut keep = HashSet::new();
     let mut complete = HashMap::new();
     for (input, done) in std::mem::take(&mut resume.complete) {
-        let unchanged = stat(&input) == Some((done.size, done.mtime_ns));
         let mut whole = true;
         for o in &done.outputs {
             let p = dir.join(&o.path);
@@ -419,16 +431,16 @@ pub fn prepare(dir: &Path, mut resume: Resume) -> Result<Resume, ResumeError> {
                 Ok(m) if m.is_file() && m.len() == o.size => {}
                 Ok(m) if m.is_file() => {
                     whole = false;
-                    // Our output of an unchanged input, cut short or grown: written again.
+                    // Our output, cut short or grown: its input is done again.
                     let recorded = sizes.get(&p).is_some_and(|s| s.contains(&m.len()));
-                    if unchanged && !recorded && std::fs::remove_file(&p).is_ok() {
+                    if !recorded && std::fs::remove_file(&p).is_ok() {
                         resume.damaged_removed += 1;
                     }
                 }
                 _ => whole = false,
             }
         }
-        if done.ok && unchanged && whole {
+        if done.ok && whole {
             keep.extend(done.outputs.iter().map(|o| dir.join(&o.path)));
             complete.insert(input, done);
         }
@@ -500,7 +512,7 @@ mod tests {
         let fp = Fingerprint::new(&recipe(TEXT, &[]), None);
         let j = JournalWriter::fresh(dir.path(), &fp, "t0").unwrap();
         j.record(Done {
-            input: "a.dcm".into(),
+            input: input_key(None, Path::new("a.dcm")),
             size: 1,
             mtime_ns: 2,
             ok: true,
@@ -516,7 +528,9 @@ mod tests {
         drop(f);
         let r = read_journal(dir.path(), &fp).unwrap();
         assert_eq!(r.unreadable_lines, 1);
-        assert!(r.complete.contains_key(Path::new("a.dcm")));
+        assert!(r
+            .complete
+            .contains_key(&input_key(None, Path::new("a.dcm"))));
         JournalWriter::append(dir.path(), &fp, "t1").unwrap();
         let r = read_journal(dir.path(), &fp).unwrap();
         assert_eq!(r.unreadable_lines, 1, "the header is on a line of its own");

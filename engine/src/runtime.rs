@@ -110,6 +110,8 @@ struct Pending {
 /// journal. An item is counted before it is sent, and uncounted after its stage is done with it.
 struct Tracker {
     journal: JournalWriter,
+    /// Names inputs in the journal ([`journal::input_key`]).
+    secret: Option<crate::keys::Secret>,
     root: PathBuf,
     pending: Mutex<HashMap<PathBuf, Pending>>,
     /// Renames of files already written, (from, size) -> to, relative to the output folder.
@@ -211,7 +213,7 @@ impl Tracker {
             }
         }
         let done = Done {
-            input: source.to_path_buf(),
+            input: journal::input_key(self.secret.as_ref(), source),
             size: p.size,
             mtime_ns: p.mtime_ns,
             ok: !p.problem,
@@ -467,6 +469,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         })?;
         Some(Arc::new(Tracker {
             journal: j,
+            secret: opts.secret.clone(),
             root: out_dir.clone(),
             pending: Mutex::new(HashMap::new()),
             moves: Mutex::new(HashMap::new()),
@@ -553,6 +556,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                     let feeder_src = src.clone();
                     let feeder_shared = shared.clone();
                     let complete = complete.clone();
+                    let secret = opts.secret.as_ref();
                     let (resumed, outputs_before) = (&resumed, &outputs_before);
                     scope.spawn(move || {
                         feeder_src.discover(&inputs_given, &mut |found| {
@@ -565,7 +569,10 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
                             match found {
                                 Ok(path) => {
                                     // Complete in an earlier run: not even opened.
-                                    if let Some(done) = complete.get(&path) {
+                                    let key = journal::input_key(secret, &path);
+                                    if let Some(done) = complete.get(&key).filter(|d| {
+                                        journal::stat(&path) == Some((d.size, d.mtime_ns))
+                                    }) {
                                         resumed.fetch_add(1, Ordering::Relaxed);
                                         outputs_before.fetch_add(
                                             done.outputs.len() as u64,
