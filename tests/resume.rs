@@ -382,12 +382,34 @@ fn without_resume_the_journal_starts_afresh_and_if_exists_applies() {
     };
     assert_eq!(count(&first, "run"), 1);
     assert_eq!(count(&first, "input"), 3);
-    // A second plain run applies if_exists as before (deid-longitudinal: suffix, so copies
-    // named by hash) and its journal holds only itself.
+    // A second plain run of the same command finds every file already there with the same
+    // bytes: the tree is unchanged (no `~hash` copies), and its journal holds only itself.
+    let before = tree(&out);
     let o = deid(&input, &out, &["--quiet"]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert_eq!(tree(&out), before);
     let second = std::fs::read_to_string(out.join(JOURNAL)).unwrap();
     assert_eq!(count(&second, "run"), 1);
     assert_eq!(count(&second, "input"), 3);
     assert_eq!(report(&out)["resumed"].as_u64(), Some(0));
+    // With another secret the files differ: if_exists applies (deid-longitudinal: suffix keeps
+    // both) and nothing of the first run is replaced.
+    let o = dcmflow_with_secret(
+        &[
+            "run",
+            "recipes/deid-longitudinal.yaml",
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+        "another-secret-of-enough-length-0123456789",
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    let after = tree(&out);
+    assert_eq!(after.len(), before.len() * 2, "{after:?}");
+    for (path, bytes) in &before {
+        assert!(after.iter().any(|(p, b)| p == path && b == bytes), "{path:?} changed");
+    }
 }

@@ -447,6 +447,16 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         let r = journal::prepare(&out_dir, found).map_err(|e| e.to_string())?;
         complete = r.complete;
         leftovers = Some(Arc::new(r.leftovers));
+    } else if !opts.dry_run {
+        // A plain run into a folder that already holds files: one with exactly the bytes an
+        // item would write at its name is taken as written, so running the same command twice
+        // gives the same tree (no `~hash` copies of identical files); different bytes meet
+        // the `if_exists` policy.
+        let r = journal::prepare(&out_dir, journal::Resume::default())
+            .map_err(|e| e.to_string())?;
+        if !r.leftovers.is_empty() {
+            leftovers = Some(Arc::new(r.leftovers));
+        }
     }
     let complete = Arc::new(complete);
 
