@@ -77,16 +77,7 @@ impl Drop for Mount {
 }
 
 fn copy_run(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "run",
-        "recipes/copy.yaml",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--threads",
-        "1",
-    ];
+    let mut args = run_args("recipes/copy.yaml", input, out, &["--threads", "1"]);
     args.extend_from_slice(extra);
     dcmflow(&args)
 }

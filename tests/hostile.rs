@@ -65,19 +65,11 @@ fn leaves(obj: &dicom_object::InMemDicomObject) -> std::collections::BTreeMap<St
 
 /// Run the safe-harbor recipe (burned-in check off: this is about headers) over `input`.
 fn deid_run(input: &std::path::Path, out: &std::path::Path) -> serde_json::Value {
-    let o = dcmflow_with_env(
-        &[
-            "run",
-            "recipes/deid-safe-harbor.yaml",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--quiet",
-            "--set",
-            "burned_in=allow",
-        ],
-        &[("DCMFLOW_SECRET", "hostile-test-secret-0123456789")],
+    let o = run_with_test_secret(
+        "recipes/deid-safe-harbor.yaml",
+        input,
+        out,
+        &["--quiet", "--set", "burned_in=allow"],
     );
     assert!(matches!(o.status.code(), Some(0) | Some(1)), "{}", text(&o));
     let report = run_report(out);
@@ -1001,20 +993,7 @@ fn files_claiming_gigabytes_are_refused_and_the_run_stays_under_64_mib() {
     assert!(crashers >= 4, "{crashers} saved fuzz finds");
     for recipe in ["recipes/deid-safe-harbor.yaml", "recipes/stills.yaml"] {
         let out = dir.path().join(format!("out-{}", recipe.len()));
-        let o = dcmflow_with_env(
-            &[
-                "run",
-                recipe,
-                "--input",
-                input.to_str().unwrap(),
-                "--output",
-                out.to_str().unwrap(),
-                "--quiet",
-                "--threads",
-                "1",
-            ],
-            &[("DCMFLOW_SECRET", "hostile-test-secret-0123456789")],
-        );
+        let o = run_with_test_secret(recipe, &input, &out, &["--quiet", "--threads", "1"]);
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         let report = run_report(&out);
         for (name, _) in &files {

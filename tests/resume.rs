@@ -14,16 +14,7 @@ use std::time::{Duration, Instant};
 const JOURNAL: &str = ".dcmflow-journal";
 
 fn deid(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    let mut args = vec![
-        "run",
-        "recipes/deid-longitudinal.yaml",
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    dcmflow_with_test_secret(&args)
+    run_with_test_secret("recipes/deid-longitudinal.yaml", input, out, extra)
 }
 
 fn report(out: &Path) -> serde_json::Value {
@@ -123,7 +114,7 @@ fn sigkill_mid_run_then_resume_gives_the_uninterrupted_tree_without_redoing_comp
     // The journal leaves with the outputs: it names inputs by a keyed hash, never by path
     // (hospital folder names carry patient names).
     let journal = std::fs::read_to_string(out.join(JOURNAL)).unwrap();
-    for leak in ["f00001", "d000", input.to_str().unwrap()] {
+    for leak in ["f00001.dcm", "d000/", input.to_str().unwrap()] {
         assert!(
             !journal.contains(leak),
             "the journal names an input path ({leak})"
@@ -410,6 +401,9 @@ fn without_resume_the_journal_starts_afresh_and_if_exists_applies() {
     let after = tree(&out);
     assert_eq!(after.len(), before.len() * 2, "{after:?}");
     for (path, bytes) in &before {
-        assert!(after.iter().any(|(p, b)| p == path && b == bytes), "{path:?} changed");
+        assert!(
+            after.iter().any(|(p, b)| p == path && b == bytes),
+            "{path:?} changed"
+        );
     }
 }

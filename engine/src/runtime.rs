@@ -452,8 +452,8 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         // item would write at its name is taken as written, so running the same command twice
         // gives the same tree (no `~hash` copies of identical files); different bytes meet
         // the `if_exists` policy.
-        let r = journal::prepare(&out_dir, journal::Resume::default())
-            .map_err(|e| e.to_string())?;
+        let r =
+            journal::prepare(&out_dir, journal::Resume::default()).map_err(|e| e.to_string())?;
         if !r.leftovers.is_empty() {
             leftovers = Some(Arc::new(r.leftovers));
         }

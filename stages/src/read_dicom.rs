@@ -570,47 +570,38 @@ fn too_long(tag: (u16, u16), len: u64, left: u64) -> ItemError {
 /// belongs to the group, whatever its tag says. A stray tag inside the group must not end the
 /// walk early while the parser reads on.
 fn scan_meta<R: Read>(r: &mut R, mut pos: u64, total: u64) -> Result<Meta, ItemError> {
-    // The parser checks the first element's tag and length (4), not its VR.
-    let mut head = [0u8; 12];
-    if r.read_exact(&mut head[..8]).is_err() || head[..4] != [2, 0, 0, 0] {
-        return Ok(Meta::Unreadable);
-    }
-    pos += 8;
-    let first_len = if long_vr([head[4], head[5]]) {
-        if r.read_exact(&mut head[8..12]).is_err() {
-            return Ok(Meta::Unreadable);
+    // One explicit VR little endian element header: (tag, VR, length, header bytes).
+    let header = |r: &mut R| -> Option<((u16, u16), [u8; 2], u32, u64)> {
+        let mut h = [0u8; 12];
+        r.read_exact(&mut h[..8]).ok()?;
+        let tag = (
+            u16::from_le_bytes([h[0], h[1]]),
+            u16::from_le_bytes([h[2], h[3]]),
+        );
+        let vr = [h[4], h[5]];
+        if long_vr(vr) {
+            r.read_exact(&mut h[8..12]).ok()?;
+            Some((tag, vr, u32::from_le_bytes([h[8], h[9], h[10], h[11]]), 12))
+        } else {
+            Some((tag, vr, u16::from_le_bytes([h[6], h[7]]) as u32, 8))
         }
-        pos += 4;
-        u32::from_le_bytes([head[8], head[9], head[10], head[11]])
-    } else {
-        u16::from_le_bytes([head[6], head[7]]) as u32
+    };
+    // The parser checks the first element's tag and length (4), not its VR.
+    let Some(((2, 0), _, 4, n)) = header(r) else {
+        return Ok(Meta::Unreadable);
     };
     let mut value = [0u8; 4];
-    if first_len != 4 || r.read_exact(&mut value).is_err() {
+    if r.read_exact(&mut value).is_err() {
         return Ok(Meta::Unreadable);
     }
-    pos += 4;
+    pos += n + 4;
     let end = pos + u32::from_le_bytes(value) as u64;
     let mut ts = None;
     while pos < end {
-        if r.read_exact(&mut head[..8]).is_err() {
+        let Some((tag, _, len, n)) = header(r) else {
             return Ok(Meta::Unreadable);
-        }
-        pos += 8;
-        let tag = (
-            u16::from_le_bytes([head[0], head[1]]),
-            u16::from_le_bytes([head[2], head[3]]),
-        );
-        let vr = [head[4], head[5]];
-        let len = if long_vr(vr) {
-            if r.read_exact(&mut head[8..12]).is_err() {
-                return Ok(Meta::Unreadable);
-            }
-            pos += 4;
-            u32::from_le_bytes([head[8], head[9], head[10], head[11]])
-        } else {
-            u16::from_le_bytes([head[6], head[7]]) as u32
         };
+        pos += n;
         let left = total.saturating_sub(pos);
         if len != u32::MAX && len as u64 > left {
             return Err(too_long(tag, len as u64, left));

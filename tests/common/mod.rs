@@ -477,3 +477,27 @@ pub fn element_headers(b: &[u8], max: usize) -> Vec<Header> {
     }
     out
 }
+
+/// The arguments of `dcmflow run RECIPE --input IN --output OUT EXTRA...`.
+pub fn run_args<'a>(
+    recipe: &'a str,
+    input: &'a Path,
+    out: &'a Path,
+    extra: &[&'a str],
+) -> Vec<&'a str> {
+    let mut args = vec![
+        "run",
+        recipe,
+        "--input",
+        input.to_str().expect("UTF-8 test path"),
+        "--output",
+        out.to_str().expect("UTF-8 test path"),
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `dcmflow run RECIPE --input IN --output OUT EXTRA...` with the test secret set.
+pub fn run_with_test_secret(recipe: &str, input: &Path, out: &Path, extra: &[&str]) -> Output {
+    dcmflow_with_test_secret(&run_args(recipe, input, out, extra))
+}
