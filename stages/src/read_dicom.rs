@@ -570,8 +570,8 @@ fn too_long(tag: (u16, u16), len: u64, left: u64) -> ItemError {
 /// belongs to the group, whatever its tag says. A stray tag inside the group must not end the
 /// walk early while the parser reads on.
 fn scan_meta<R: Read>(r: &mut R, mut pos: u64, total: u64) -> Result<Meta, ItemError> {
-    // One explicit VR little endian element header: (tag, VR, length, header bytes).
-    let header = |r: &mut R| -> Option<((u16, u16), [u8; 2], u32, u64)> {
+    // One explicit VR little endian element header: (tag, length, header bytes).
+    let header = |r: &mut R| -> Option<((u16, u16), u32, u64)> {
         let mut h = [0u8; 12];
         r.read_exact(&mut h[..8]).ok()?;
         let tag = (
@@ -581,13 +581,13 @@ fn scan_meta<R: Read>(r: &mut R, mut pos: u64, total: u64) -> Result<Meta, ItemE
         let vr = [h[4], h[5]];
         if long_vr(vr) {
             r.read_exact(&mut h[8..12]).ok()?;
-            Some((tag, vr, u32::from_le_bytes([h[8], h[9], h[10], h[11]]), 12))
+            Some((tag, u32::from_le_bytes([h[8], h[9], h[10], h[11]]), 12))
         } else {
-            Some((tag, vr, u16::from_le_bytes([h[6], h[7]]) as u32, 8))
+            Some((tag, u16::from_le_bytes([h[6], h[7]]) as u32, 8))
         }
     };
     // The parser checks the first element's tag and length (4), not its VR.
-    let Some(((2, 0), _, 4, n)) = header(r) else {
+    let Some(((2, 0), 4, n)) = header(r) else {
         return Ok(Meta::Unreadable);
     };
     let mut value = [0u8; 4];
@@ -598,7 +598,7 @@ fn scan_meta<R: Read>(r: &mut R, mut pos: u64, total: u64) -> Result<Meta, ItemE
     let end = pos + u32::from_le_bytes(value) as u64;
     let mut ts = None;
     while pos < end {
-        let Some((tag, _, len, n)) = header(r) else {
+        let Some((tag, len, n)) = header(r) else {
             return Ok(Meta::Unreadable);
         };
         pos += n;
