@@ -36,6 +36,11 @@ fuzz_target!(|data: &[u8]| {
     if d.apply(&mut obj, keys).is_err() {
         return;
     }
+    // The write stage refuses a meta group whose UIDs are not UIDs (the parser would not read
+    // the file back); what it accepts must read back.
+    if dcmflow_stages::write_dicom::check_meta_uids(obj.meta()).is_err() {
+        return;
+    }
     let mut out = Vec::new();
     if obj.write_all(&mut out).is_err() {
         return;

@@ -162,7 +162,7 @@ pub fn uid_is_valid(v: &str) -> bool {
 
 /// A file meta group whose UIDs DICOM readers (dicom-rs among them) refuse would make an
 /// output nobody can open: such an instance fails here instead of being written.
-fn check_meta_uids(meta: &dicom_object::FileMetaTable) -> Result<(), ItemError> {
+pub fn check_meta_uids(meta: &dicom_object::FileMetaTable) -> Result<(), ItemError> {
     for (name, v) in [
         (
             "MediaStorageSOPClassUID",
