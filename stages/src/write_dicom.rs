@@ -367,19 +367,25 @@ impl Output {
                 return self.place_identical(tmp, rel, &new_hash);
             }
             if new_hash < old_hash {
-                // Move the present holder aside under its own hash, then take the name.
-                let aside = self.root.join(hashed_name(rel, &old_hash));
+                // Move the present holder aside under its own hash, then take the name. When
+                // identical copies of it are already aside, it joins them as the next number
+                // (as it would have, had it arrived after them): no copy is lost, and the tree
+                // does not depend on the order of arrival.
+                let first = hashed_name(rel, &old_hash);
+                let aside = (1u32..)
+                    .map(|n| {
+                        self.root.join(if n == 1 {
+                            first.clone()
+                        } else {
+                            hashed_name(&first, &format!("{n}"))
+                        })
+                    })
+                    .find(|p| !p.exists())
+                    .expect("a free name");
                 let size = std::fs::metadata(&target).map(|m| m.len()).unwrap_or(0);
-                if aside.exists() {
-                    std::fs::remove_file(&target).map_err(io)?;
-                    if let Some(l) = &self.leftovers {
-                        l.moved(&target, None);
-                    }
-                } else {
-                    std::fs::rename(&target, &aside).map_err(io)?;
-                    if let Some(l) = &self.leftovers {
-                        l.moved(&target, Some(&aside));
-                    }
+                std::fs::rename(&target, &aside).map_err(io)?;
+                if let Some(l) = &self.leftovers {
+                    l.moved(&target, Some(&aside));
                 }
                 // The holder's bytes now live at `aside` (an identical copy, when it was there).
                 if let Some(m) = &self.moves {
@@ -609,6 +615,24 @@ mod tests {
         for order in [[b, a, c], [c, b, a], [c, a, b]] {
             assert_eq!(layout(&order), first);
         }
+        // With identical copies among them, in every order: a holder moved aside joins its
+        // identical copies already there instead of being dropped.
+        let items = [a, b, b, c, c];
+        let first = layout(&items);
+        assert_eq!(first.len(), 5, "{first:?}");
+        let mut orders = 0;
+        for i in 0..5usize.pow(5) {
+            let idx: Vec<usize> = (0..5).map(|k| i / 5usize.pow(k) % 5).collect();
+            let mut seen = idx.clone();
+            seen.sort_unstable();
+            seen.dedup();
+            if seen.len() == 5 {
+                let order: Vec<&[u8]> = idx.iter().map(|&k| items[k]).collect();
+                assert_eq!(layout(&order), first, "order {idx:?}");
+                orders += 1;
+            }
+        }
+        assert_eq!(orders, 120);
     }
 
     #[test]
