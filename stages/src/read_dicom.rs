@@ -425,8 +425,34 @@ fn sniff(head: &[u8]) -> Layout {
 }
 
 /// Open a DICOM file, with fallbacks for files without a preamble or without a (complete) file
-/// meta group.
+/// meta group. A data set holding an item or delimiter tag (group FFFE) as an element is
+/// refused: the file is damaged, and written out again it would not read back.
 pub fn open_dicom(
+    path: &Path,
+    with_pixels: bool,
+) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
+    let obj = open_dicom_as_parsed(path, with_pixels)?;
+    if let Some(t) = delimiter_element(&obj) {
+        return Err(ItemError::failed(format!(
+            "({:04X},{:04X}) stands where a data element should be: the file is damaged; refusing it",
+            t.0, t.1
+        )));
+    }
+    Ok(obj)
+}
+
+/// The first element tagged like an item or delimiter (group FFFE), at any depth.
+fn delimiter_element(obj: &InMemDicomObject) -> Option<dicom_core::Tag> {
+    obj.iter().find_map(|e| {
+        let t = e.header().tag;
+        if t.0 == 0xFFFE {
+            return Some(t);
+        }
+        e.items()?.iter().find_map(delimiter_element)
+    })
+}
+
+fn open_dicom_as_parsed(
     path: &Path,
     with_pixels: bool,
 ) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
@@ -1199,6 +1225,21 @@ mod tests {
         let e = open_bytes(&small_file(&un)).unwrap_err();
         assert!(
             e.reason().contains("(0010,0010) declares 1145258561 bytes"),
+            "{e}"
+        );
+    }
+
+    /// Found by the `deid_write` fuzz target: a data set the parser reads with an item tag
+    /// (FFFE,E000) as an element. Written out again, that is an item header where an element
+    /// belongs, and no reader (dcmdump, dicom-rs) can open the result.
+    #[test]
+    fn an_item_tag_standing_as_an_element_is_refused() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/data/crashers/fuzz-deid_write-item-tag-as-element.dcm");
+        let e = open_dicom(&p, true).unwrap_err();
+        assert!(
+            e.reason()
+                .contains("(FFFE,E000) stands where a data element should be"),
             "{e}"
         );
     }

@@ -286,10 +286,9 @@ impl Output {
             let f = std::fs::File::create(&tmp)?;
             let mut w = std::io::BufWriter::with_capacity(64 * 1024, f);
             fill(&mut w)?;
-            let f = w.into_inner().map_err(|e| e.into_error())?;
-            // On disk before it has a name: a crash or a full disk never leaves a name on a
-            // partial file, and late write errors (e.g. ENOSPC on writeback) surface here.
-            f.sync_data()?;
+            // Complete before it has a name: a crash or a full disk never leaves a name on a
+            // partial file. (The run flushes the file system once at its end, not per file.)
+            w.into_inner().map_err(|e| e.into_error())?;
             Ok::<(), std::io::Error>(())
         })();
         if let Err(e) = filled {
