@@ -1,7 +1,7 @@
 //! The run journal, `OUT/.dcmflow-journal`: what a run has finished, so that `dcmflow run
 //! --resume` can skip it after a crash, a kill or a full disk. JSON lines, append-only: each run
 //! starts with a header (dcmflow version and a fingerprint of recipe, params and secret), then
-//! one line per input once everything derived from it has been written (and synced) or has
+//! one line per input once everything derived from it has been written or has
 //! ended. A torn last line (the process died mid-write) is ignored on reading.
 //!
 //! Sits beside the runtime: the runtime counts the items in flight per input and records an
