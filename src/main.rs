@@ -145,6 +145,12 @@ fn load_plan(path: &Path, sets: &[(String, String)]) -> Result<Plan, String> {
 }
 
 fn main() -> ExitCode {
+    // dicom-rs builds an error (with a captured backtrace when RUST_BACKTRACE is set) at the
+    // end of every data set it reads; nothing here prints those backtraces, so do not pay for
+    // them. Panics still follow RUST_BACKTRACE. Set before any thread starts.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { recipes, sets } => {

@@ -73,10 +73,10 @@ impl Instance {
 
     /// The string value of a top-level attribute, trimmed, if present and readable.
     pub fn str_of(&self, tag: dicom_core::Tag) -> Option<String> {
+        // `get`, not `element_opt`: dicom-rs builds (and captures a backtrace for) an error
+        // on every missing tag before `element_opt` turns it into None.
         self.obj
-            .element_opt(tag)
-            .ok()
-            .flatten()
+            .get(tag)
             .and_then(|e| e.to_str().ok())
             .map(|s| s.trim_end_matches(['\0', ' ']).trim_start().to_string())
     }

@@ -36,13 +36,14 @@ fuzz_target!(|data: &[u8]| {
     if d.apply(&mut obj, keys).is_err() {
         return;
     }
-    // The write stage refuses a meta group whose UIDs are not UIDs (the parser would not read
-    // the file back); what it accepts must read back.
-    if dcmflow_stages::write_dicom::check_meta_uids(obj.meta()).is_err() {
+    // As the write stage does: dcmflow's own implementation UID and name in the meta group,
+    // which must read back (or the instance fails there); then what is written must read back.
+    let Ok(meta) = dcmflow_stages::write_dicom::output_meta(obj.meta()) else {
         return;
-    }
-    let mut out = Vec::new();
-    if obj.write_all(&mut out).is_err() {
+    };
+    let mut out = vec![0u8; 128];
+    out.extend_from_slice(b"DICM");
+    if meta.write(&mut out).is_err() || obj.write_dataset(&mut out).is_err() {
         return;
     }
     let back = dicom_object::from_reader(&out[128..])

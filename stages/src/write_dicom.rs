@@ -101,7 +101,7 @@ pub struct WriteDicom {
 impl ItemWorker for WriteDicom {
     fn process(&self, item: Item) -> Result<Vec<Item>, ItemError> {
         let inst = item.instance()?;
-        check_meta_uids(inst.obj.meta())?;
+        let meta = output_meta(inst.obj.meta())?;
         let rel = self
             .template
             .render_with_meta(&inst.obj, Some(inst.obj.meta()), &[])
@@ -113,7 +113,13 @@ impl ItemWorker for WriteDicom {
                 inner: w,
                 first: None,
             };
-            match inst.obj.write_all(&mut tap) {
+            let written = (|| {
+                std::io::Write::write_all(&mut tap, &[0u8; 128]).map_err(|e| e.to_string())?;
+                std::io::Write::write_all(&mut tap, b"DICM").map_err(|e| e.to_string())?;
+                meta.write(&mut tap).map_err(|e| e.to_string())?;
+                inst.obj.write_dataset(&mut tap).map_err(|e| e.to_string())
+            })();
+            match written {
                 Ok(()) => Ok(()),
                 Err(e) => Err(tap.first.take().unwrap_or_else(|| {
                     std::io::Error::other(format!("cannot encode the DICOM file: {e}"))
@@ -158,6 +164,39 @@ impl<W: std::io::Write> std::io::Write for IoErrorTap<'_, W> {
 pub fn uid_is_valid(v: &str) -> bool {
     let v = v.trim_end_matches(['\0', ' ']);
     !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+}
+
+/// Implementation Class UID of dcmflow, written in the file meta group of every file it writes
+/// (a 2.25 UUID-derived UID, PS3.5 B.2).
+pub const IMPLEMENTATION_CLASS_UID: &str = "2.25.89121194570894782568609849280443064792";
+
+/// Implementation Version Name written with it (at most 16 characters).
+pub fn implementation_version_name() -> String {
+    let mut v = format!("DCMFLOW_{}", env!("CARGO_PKG_VERSION"));
+    v.truncate(16);
+    v
+}
+
+/// The file meta group a written file gets: the instance's, with dcmflow named as the
+/// implementation that wrote it (the input's class UID and version name describe another
+/// writer, and a damaged one may hold anything), checked to read back.
+pub fn output_meta(
+    meta: &dicom_object::FileMetaTable,
+) -> Result<dicom_object::FileMetaTable, ItemError> {
+    let mut meta = meta.clone();
+    meta.implementation_class_uid = IMPLEMENTATION_CLASS_UID.to_string();
+    meta.implementation_version_name = Some(implementation_version_name());
+    meta.update_information_group_length();
+    check_meta_uids(&meta)?;
+    let mut bytes = b"DICM".to_vec();
+    meta.write(&mut bytes)
+        .map_err(|e| ItemError::failed(format!("cannot encode the file meta group: {e}")))?;
+    dicom_object::FileMetaTable::from_reader(&bytes[..]).map_err(|e| {
+        ItemError::failed(format!(
+            "the file meta group would not read back ({e}); not written"
+        ))
+    })?;
+    Ok(meta)
 }
 
 /// A file meta group whose UIDs DICOM readers (dicom-rs among them) refuse would make an
@@ -558,6 +597,34 @@ mod tests {
             vec![b"one".to_vec(), b"two".to_vec()],
             "nothing lost"
         );
+    }
+
+    /// Found by the `deid_write` fuzz target: an input whose meta group carried an 18-byte
+    /// ImplementationVersionName of stray bytes. Written as it was, the file did not read back;
+    /// the output now names dcmflow as its writer and is checked to read back.
+    #[test]
+    fn written_files_name_dcmflow_as_their_implementation_and_read_back() {
+        let mut meta = dicom_object::meta::FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.7")
+            .media_storage_sop_instance_uid("1.2.3.4")
+            .transfer_syntax("1.2.840.10008.1.2.1")
+            .implementation_class_uid("1.2.276.0.7230010.3.0.3.6.1")
+            .build()
+            .unwrap();
+        meta.implementation_version_name = Some("OF \u{1}\u{2}\u{3}wK_361xxxxxx".into());
+        let out = output_meta(&meta).unwrap();
+        assert_eq!(out.implementation_class_uid(), IMPLEMENTATION_CLASS_UID);
+        assert!(uid_is_valid(IMPLEMENTATION_CLASS_UID));
+        let name = out.implementation_version_name.clone().unwrap();
+        assert!(name.starts_with("DCMFLOW_") && name.len() <= 16, "{name}");
+        let mut bytes = b"DICM".to_vec();
+        out.write(&mut bytes).unwrap();
+        let back = dicom_object::FileMetaTable::from_reader(&bytes[..]).unwrap();
+        assert_eq!(back.media_storage_sop_instance_uid(), "1.2.3.4");
+        // A meta group that cannot read back is refused, not written.
+        meta.source_application_entity_title = Some("A".repeat(40));
+        let e = output_meta(&meta).unwrap_err();
+        assert!(e.reason().contains("would not read back"), "{e}");
     }
 
     #[test]

@@ -72,7 +72,33 @@ fn dict_vr(tag: Tag) -> Option<VR> {
 }
 
 fn tag_str(tag: Tag) -> String {
-    format!("({:04X},{:04X})", tag.group(), tag.element())
+    let mut s = String::with_capacity(11);
+    push_tag(&mut s, tag);
+    s
+}
+
+/// Append `(GGGG,EEEE)` (upper-case hex) without the formatting machinery: this runs for every
+/// element of every file.
+fn push_tag(s: &mut String, tag: Tag) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let push16 = |s: &mut String, v: u16| {
+        for shift in [12, 8, 4, 0] {
+            s.push(HEX[((v >> shift) & 0xF) as usize] as char);
+        }
+    };
+    s.push('(');
+    push16(s, tag.group());
+    s.push(',');
+    push16(s, tag.element());
+    s.push(')');
+}
+
+/// `prefix` followed by the tag, as element paths are written in reports.
+fn path_of(prefix: &str, tag: Tag) -> String {
+    let mut s = String::with_capacity(prefix.len() + 11);
+    s.push_str(prefix);
+    push_tag(&mut s, tag);
+    s
 }
 
 fn is_text_vr(vr: VR) -> bool {
@@ -139,11 +165,12 @@ fn is_identifier_keyword(tag: Tag, kw: &str) -> bool {
 impl<'a> Ctx<'a> {
     fn record(&mut self, path: &str, tag: Tag, action: &'static str) {
         let kw = keyword(tag);
-        let p = if kw.is_empty() {
-            path.to_string()
-        } else {
-            format!("{path} {kw}")
-        };
+        let mut p = String::with_capacity(path.len() + 1 + kw.len());
+        p.push_str(path);
+        if !kw.is_empty() {
+            p.push(' ');
+            p.push_str(kw);
+        }
         self.report.actions.push((p, action));
     }
 
@@ -250,7 +277,7 @@ impl<'a> Ctx<'a> {
                 continue; // creators decided after their blocks
             }
             let Some(elem) = obj.take(tag) else { continue };
-            let path = format!("{prefix}{}", tag_str(tag));
+            let path = path_of(prefix, tag);
             let out = self.element(elem, &path, &creators, &declared)?;
             if let Some(e) = out {
                 if tag.group() % 2 == 1 && tag.element() > 0x00FF {
@@ -261,7 +288,7 @@ impl<'a> Ctx<'a> {
         }
         for &tag in &tags {
             if tag.group() % 2 == 1 && (0x0010..=0x00FF).contains(&tag.element()) {
-                let path = format!("{prefix}{}", tag_str(tag));
+                let path = path_of(prefix, tag);
                 if kept_blocks.contains(&(tag.group(), tag.element() as u8)) {
                     self.record(&path, tag, "kept");
                 } else {

@@ -10,7 +10,10 @@ type HmacSha256 = Hmac<Sha256>;
 /// `Debug` never shows the secret.
 #[derive(Clone)]
 pub struct Keys {
-    secret: Vec<u8>,
+    secret_len: usize,
+    /// HMAC state with the key already absorbed: each value clones it instead of hashing the
+    /// key again (two of the four or five SHA-256 blocks of a short HMAC).
+    keyed: HmacSha256,
 }
 
 impl std::fmt::Debug for Keys {
@@ -18,7 +21,7 @@ impl std::fmt::Debug for Keys {
         write!(
             f,
             "Keys {{ secret: <{} bytes, redacted> }}",
-            self.secret.len()
+            self.secret_len
         )
     }
 }
@@ -28,12 +31,13 @@ const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
 impl Keys {
     pub fn new(secret: &[u8]) -> Keys {
         Keys {
-            secret: secret.to_vec(),
+            secret_len: secret.len(),
+            keyed: HmacSha256::new_from_slice(secret).expect("HMAC accepts any key length"),
         }
     }
 
     fn mac(&self, parts: &[&[u8]]) -> [u8; 32] {
-        let mut m = HmacSha256::new_from_slice(&self.secret).expect("HMAC accepts any key length");
+        let mut m = self.keyed.clone();
         for p in parts {
             m.update(p);
         }

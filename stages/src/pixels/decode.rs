@@ -628,6 +628,7 @@ fn decode_encapsulated(
         "1.2.840.10008.1.2.4.51" if l.bs > 8 => return Err(PixelError::Jpeg12BitLossy),
         _ => {}
     }
+    check_codestream_headers(seq.fragments(), l)?;
     if l.spp == 3
         && l.pi == "RGB"
         && l.ba == 8
@@ -712,6 +713,72 @@ fn decode_encapsulated(
         });
     }
     Ok(samples_from_le(&data[..needed], l.ba))
+}
+
+/// The image size a JPEG (SOF, including JPEG-LS SOF55) or JPEG 2000 (SIZ) codestream declares
+/// in its header: (columns, rows, components). None when `b` does not start a codestream or
+/// its header cannot be found.
+pub(super) fn codestream_size(b: &[u8]) -> Option<(u32, u32, u32)> {
+    let be16 = |i: usize| Some(u16::from_be_bytes([*b.get(i)?, *b.get(i + 1)?]) as u32);
+    let be32 = |i: usize| {
+        Some(u32::from_be_bytes([
+            *b.get(i)?,
+            *b.get(i + 1)?,
+            *b.get(i + 2)?,
+            *b.get(i + 3)?,
+        ]))
+    };
+    match b.get(..4)? {
+        // JPEG 2000: SOC then SIZ: Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz
+        [0xFF, 0x4F, 0xFF, 0x51] => {
+            let (x, y, xo, yo) = (be32(8)?, be32(12)?, be32(16)?, be32(20)?);
+            Some((x.checked_sub(xo)?, y.checked_sub(yo)?, be16(40)?))
+        }
+        [0xFF, 0xD8, ..] => {
+            let mut i = 2;
+            loop {
+                // Fill bytes (0xFF runs) may precede a marker.
+                while *b.get(i)? == 0xFF && *b.get(i + 1)? == 0xFF {
+                    i += 1;
+                }
+                if *b.get(i)? != 0xFF {
+                    return None;
+                }
+                let marker = *b.get(i + 1)?;
+                match marker {
+                    0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF | 0xF7 => {
+                        // length, precision, height, width, components
+                        return Some((be16(i + 7)?, be16(i + 5)?, *b.get(i + 9)? as u32));
+                    }
+                    0xDA | 0xD9 => return None, // scan data or end before any frame header
+                    0x01 | 0xD0..=0xD7 => i += 2,
+                    _ => i += 2 + be16(i + 2)? as usize,
+                }
+            }
+        }
+        _ => None,
+    }
+}
+
+/// Every fragment that starts a JPEG or JPEG 2000 codestream must declare the image size the
+/// header does. The codecs size their buffers from the codestream, not from Rows and Columns:
+/// a small file whose JPEG claims 65535 x 65535 would make the decoder allocate gigabytes
+/// (past the `max_decoded_mib` check, which reads the header), and a JPEG larger than the
+/// header makes dicom-rs's JPEG adapter overrun its buffer and panic.
+fn check_codestream_headers(fragments: &[Vec<u8>], l: &Layout) -> Result<(), PixelError> {
+    for f in fragments {
+        let Some((cols, rows, comps)) = codestream_size(f) else {
+            continue;
+        };
+        if cols != l.cols || rows != l.rows || comps != l.spp as u32 {
+            return Err(PixelError::Decode(format!(
+                "the compressed frame declares {cols} x {rows} pixels with {comps} components, \
+                 but Columns x Rows is {} x {} with {} samples per pixel; refusing to decode it",
+                l.cols, l.rows, l.spp
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// True when the JPEG stream states its colour space itself (JFIF APP0 or

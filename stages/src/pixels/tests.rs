@@ -2203,3 +2203,70 @@ fn the_decoded_size_ceiling_is_checked_without_overflow() {
     let e = decode_with_limit(&o, 1 << 20).unwrap_err();
     assert!(e.to_string().contains("over the limit of 1 MiB"), "{e}");
 }
+
+/// A baseline JPEG of 16 x 8 pixels, one component, made here with the `image` crate.
+fn tiny_jpeg(w: u32, h: u32) -> Vec<u8> {
+    let img = image::GrayImage::from_fn(w, h, |x, y| image::Luma([(x * 16 + y) as u8]));
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&img)
+        .unwrap();
+    out
+}
+
+/// The codestream header is read as the codecs will read it: JPEG SOF and JPEG 2000 SIZ.
+#[test]
+fn codestream_sizes_are_read_from_jpeg_and_jpeg_2000_headers() {
+    assert_eq!(decode::codestream_size(&tiny_jpeg(16, 8)), Some((16, 8, 1)));
+    // SOC, SIZ: Lsiz 41, Rsiz 0, Xsiz 700, Ysiz 500, XOsiz 100, YOsiz 0, tiles, Csiz 3.
+    let mut j2k = vec![0xFF, 0x4F, 0xFF, 0x51, 0, 41, 0, 0];
+    for v in [700u32, 500, 100, 0, 700, 500, 0, 0] {
+        j2k.extend_from_slice(&v.to_be_bytes());
+    }
+    j2k.extend_from_slice(&3u16.to_be_bytes());
+    assert_eq!(decode::codestream_size(&j2k), Some((600, 500, 3)));
+    assert_eq!(decode::codestream_size(b"not a codestream"), None);
+    assert_eq!(decode::codestream_size(&[0xFF, 0xD8, 0xFF]), None);
+}
+
+/// Found by the `pixels_window` fuzz target: a JPEG frame larger than Rows x Columns made
+/// dicom-rs's JPEG adapter overrun its buffer and panic; and a small file whose JPEG declares
+/// 65535 x 65535 would make the decoder allocate gigabytes past the decode ceiling. Both are
+/// refused from the codestream header, before any decoder runs.
+#[test]
+fn a_jpeg_frame_whose_header_disagrees_with_rows_and_columns_is_refused() {
+    use dicom_core::value::{PixelFragmentSequence, Value};
+    let with_jpeg = |rows: u16, cols: u16, jpeg: Vec<u8>| {
+        let mut o = synth(
+            "1.2.840.10008.1.2.4.50",
+            rows,
+            cols,
+            8,
+            8,
+            false,
+            "MONOCHROME2",
+            1,
+            PrimitiveValue::U8(vec![0u8; 2].into()),
+            vec![],
+        );
+        o.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OB,
+            Value::PixelSequence(PixelFragmentSequence::new(vec![], vec![jpeg])),
+        ));
+        o
+    };
+    let ok = decode(&with_jpeg(8, 16, tiny_jpeg(16, 8))).unwrap();
+    assert_eq!((ok.columns(), ok.rows()), (16, 8));
+    let e = decode(&with_jpeg(8, 8, tiny_jpeg(16, 8))).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("declares 16 x 8 pixels with 1 components, but Columns x Rows is 8 x 8"),
+        "{e}"
+    );
+    let mut bomb = tiny_jpeg(16, 8);
+    let sof = bomb.windows(2).position(|w| w == [0xFF, 0xC0]).unwrap();
+    bomb[sof + 5..sof + 9].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0xFF]);
+    let e = decode(&with_jpeg(8, 16, bomb)).unwrap_err();
+    assert!(e.to_string().contains("declares 65535 x 65535"), "{e}");
+}
