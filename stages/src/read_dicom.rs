@@ -700,8 +700,9 @@ fn binary_value_size(vr: [u8; 2]) -> Option<u32> {
 /// VR encoding, following the parser's rules: (7FE0,0010) of undefined length holds raw
 /// fragments; any other element of undefined length is a sequence, read in the same encoding
 /// (whatever its VR says, UN included); in explicit VR a defined-length SQ is a sequence; in
-/// implicit VR an element the dictionary types SQ is one, and so is one whose value starts
-/// with an item tag (checking more than the parser reads is safe). Every defined length is
+/// implicit VR an element the dictionary types SQ is one, and nothing else (a value that
+/// merely starts with an item tag is a value to the parser, and walking into it would put the
+/// walk out of step with the parser). Every defined length is
 /// checked against the bytes left, and nesting against [`MAX_NESTING`]. Values are skipped
 /// with seeks; nothing is allocated.
 fn scan_data_set<R: Read + Seek>(
@@ -779,7 +780,7 @@ fn scan_data_set<R: Read + Seek>(
         } else {
             (implicit_vr(tag), rd32(&buf[4..8]))
         };
-        let mut sequence = &vr == b"SQ";
+        let sequence = &vr == b"SQ";
         let left = total.saturating_sub(pos);
         if len == UNDEFINED {
             if tag == (0x7FE0, 0x0010) {
@@ -800,12 +801,6 @@ fn scan_data_set<R: Read + Seek>(
                 tag.1,
                 String::from_utf8_lossy(&vr)
             )));
-        }
-        if !explicit && !sequence && len >= 8 {
-            if r.read_exact(&mut buf[8..12]).is_ok() {
-                sequence = rd16(&buf[8..10]) == 0xFFFE && rd16(&buf[10..12]) == 0xE000;
-            }
-            skip(r, 0u64.wrapping_sub(4))?;
         }
         if sequence {
             nest.open(Some(pos + len as u64), pos)?;
