@@ -732,10 +732,16 @@ fn scan_data_set<R: Read + Seek>(
     };
     const UNDEFINED: u32 = u32::MAX;
     let mut nest = Nesting::default();
+    // Where the parser is: reading elements (a data set or an item) or, right inside a
+    // sequence, item headers. An item tag means different things in the two: a plain element
+    // whose value is skipped, or an item whose contents are read.
+    let mut in_sequence = false;
     let mut fragments = false;
     let mut buf = [0u8; 12];
     loop {
-        nest.close_ended(pos);
+        if let Some(was_sequence) = nest.close_ended(pos) {
+            in_sequence = !was_sequence;
+        }
         // A truncated tail is the parser's to report: the walk just ends.
         if r.read_exact(&mut buf[..8]).is_err() {
             return Ok(());
@@ -743,26 +749,61 @@ fn scan_data_set<R: Read + Seek>(
         pos += 8;
         let tag = (rd16(&buf[0..2]), rd16(&buf[2..4]));
         let left = total.saturating_sub(pos);
+        let len = rd32(&buf[4..8]);
+        let check = |len: u32| {
+            if len != UNDEFINED && len as u64 > left {
+                Err(too_long(tag, len as u64, left))
+            } else {
+                Ok(())
+            }
+        };
+        if fragments {
+            // Encapsulated pixel data: an offset table and fragments, then the delimiter.
+            match tag {
+                (0xFFFE, 0xE000) => {
+                    check(len)?;
+                    skip(r, len as u64)?;
+                    pos += len as u64;
+                }
+                (0xFFFE, 0xE0DD) => fragments = false,
+                _ => return Ok(()), // the parser stops here with an error
+            }
+            continue;
+        }
+        if in_sequence {
+            // Item headers only.
+            match tag {
+                (0xFFFE, 0xE000) => {
+                    check(len)?;
+                    nest.open(false, (len != UNDEFINED).then(|| pos + len as u64), pos)?;
+                    in_sequence = false;
+                }
+                (0xFFFE, 0xE00D) => {
+                    nest.delimit();
+                    in_sequence = true;
+                }
+                (0xFFFE, 0xE0DD) => {
+                    nest.delimit();
+                    in_sequence = false;
+                }
+                _ => return Ok(()), // the parser stops here with an error
+            }
+            continue;
+        }
         if tag.0 == 0xFFFE {
-            let len = rd32(&buf[4..8]);
-            match tag.1 {
-                0xE0DD if fragments => fragments = false,
-                0xE00D | 0xE0DD => nest.delimit(),
-                0xE000 if !fragments => {
-                    if len != UNDEFINED && len as u64 > left {
-                        return Err(too_long(tag, len as u64, left));
-                    }
-                    nest.open((len != UNDEFINED).then(|| pos + len as u64), pos)?;
+            // In an element context an item delimiter ends the item (and is ignored outside
+            // any); any other item tag is a plain element of that length.
+            if tag.1 == 0xE00D {
+                if nest.delimit() {
+                    in_sequence = true;
                 }
-                _ => {
-                    if len != UNDEFINED && len as u64 > left {
-                        return Err(too_long(tag, len as u64, left));
-                    }
-                    if len != UNDEFINED {
-                        skip(r, len as u64)?;
-                        pos += len as u64;
-                    }
-                }
+            } else if len == UNDEFINED {
+                nest.open(true, None, pos)?;
+                in_sequence = true;
+            } else {
+                check(len)?;
+                skip(r, len as u64)?;
+                pos += len as u64;
             }
             continue;
         }
@@ -786,7 +827,8 @@ fn scan_data_set<R: Read + Seek>(
             if tag == (0x7FE0, 0x0010) {
                 fragments = true;
             } else {
-                nest.open(None, pos)?;
+                nest.open(true, None, pos)?;
+                in_sequence = true;
             }
             continue;
         }
@@ -803,7 +845,8 @@ fn scan_data_set<R: Read + Seek>(
             )));
         }
         if sequence {
-            nest.open(Some(pos + len as u64), pos)?;
+            nest.open(true, Some(pos + len as u64), pos)?;
+            in_sequence = true;
         } else {
             skip(r, len as u64)?;
             pos += len as u64;
@@ -848,32 +891,36 @@ pub const MAX_NESTING: usize = 128;
 /// The sequences and items open at a point of [`prescan`]'s walk.
 #[derive(Default)]
 struct Nesting {
-    /// Per open level: where it ends (None: undefined length, closed by a delimiter).
-    open: Vec<Option<u64>>,
+    /// Per open level: whether it is a sequence (else an item), and where it ends (None:
+    /// undefined length, closed by a delimiter).
+    open: Vec<(bool, Option<u64>)>,
 }
 
 impl Nesting {
-    /// Close the levels of defined length that end at or before `pos`.
-    fn close_ended(&mut self, pos: u64) {
-        while self
-            .open
-            .last()
-            .is_some_and(|l| l.is_some_and(|end| end <= pos))
-        {
+    /// Close the levels of defined length that end at or before `pos`; returns whether the
+    /// last one closed was a sequence.
+    fn close_ended(&mut self, pos: u64) -> Option<bool> {
+        let mut closed = None;
+        while let Some(&(sequence, Some(end))) = self.open.last() {
+            if end > pos {
+                break;
+            }
             self.open.pop();
+            closed = Some(sequence);
         }
+        closed
     }
-    /// Open a level ending at `end` (None: undefined length).
-    fn open(&mut self, end: Option<u64>, at: u64) -> Result<(), ItemError> {
-        self.open.push(end);
+    /// Open a sequence or an item ending at `end` (None: undefined length).
+    fn open(&mut self, sequence: bool, end: Option<u64>, at: u64) -> Result<(), ItemError> {
+        self.open.push((sequence, end));
         if self.open.len() > MAX_NESTING {
             return Err(Self::too_deep(at));
         }
         Ok(())
     }
-    /// An item or sequence delimiter closes the innermost level.
-    fn delimit(&mut self) {
-        self.open.pop();
+    /// A delimiter closes the innermost level; false when none was open.
+    fn delimit(&mut self) -> bool {
+        self.open.pop().is_some()
     }
     fn too_deep(at: u64) -> ItemError {
         ItemError::failed(format!(
