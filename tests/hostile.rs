@@ -866,17 +866,12 @@ fn flipped_bytes_lying_lengths_wrong_transfer_syntaxes_and_bad_vrs_never_crash_o
     }
     let out = dir.path().join("out");
     let o = dcmflow_with_env(
-        &[
-            "run",
+        &run_args(
             "recipes/deid-safe-harbor.yaml",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--quiet",
-            "--set",
-            "burned_in=allow",
-        ],
+            &input,
+            &out,
+            &["--quiet", "--set", "burned_in=allow"],
+        ),
         &[("DCMFLOW_SECRET", "hostile-test-secret-0123456789")],
     );
     assert!(

@@ -79,17 +79,12 @@ fn sigkill_mid_run_then_resume_gives_the_uninterrupted_tree_without_redoing_comp
 
     let out = dir.path().join("out");
     let mut child = Command::new(env!("CARGO_BIN_EXE_dcmflow"))
-        .args([
-            "run",
+        .args(run_args(
             "recipes/deid-longitudinal.yaml",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--quiet",
-            "--threads",
-            "2",
-        ])
+            &input,
+            &out,
+            &["--quiet", "--threads", "2"],
+        ))
         .current_dir(root())
         .env("DCMFLOW_SECRET", TEST_SECRET)
         .stdout(Stdio::null())
@@ -386,15 +381,7 @@ fn without_resume_the_journal_starts_afresh_and_if_exists_applies() {
     // With another secret the files differ: if_exists applies (deid-longitudinal: suffix keeps
     // both) and nothing of the first run is replaced.
     let o = dcmflow_with_secret(
-        &[
-            "run",
-            "recipes/deid-longitudinal.yaml",
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--quiet",
-        ],
+        &run_args("recipes/deid-longitudinal.yaml", &input, &out, &["--quiet"]),
         "another-secret-of-enough-length-0123456789",
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
