@@ -452,26 +452,64 @@ fn delimiter_element(obj: &InMemDicomObject) -> Option<dicom_core::Tag> {
     })
 }
 
+/// Files up to this size are read into memory once and sniffed, pre-scanned and parsed from
+/// there (one open and one read instead of three); larger ones are streamed from the path.
+const IN_MEMORY_MAX_BYTES: u64 = 8 << 20;
+
+/// Where a file's bytes come from.
+#[derive(Clone, Copy)]
+enum Src<'a> {
+    Path(&'a Path),
+    Bytes(&'a [u8]),
+}
+
 fn open_dicom_as_parsed(
     path: &Path,
     with_pixels: bool,
 ) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
+    let mut f =
+        std::fs::File::open(path).map_err(|e| ItemError::context("cannot open the file", &e))?;
+    let size = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    if size <= IN_MEMORY_MAX_BYTES {
+        let mut bytes = Vec::with_capacity(size as usize);
+        f.read_to_end(&mut bytes)
+            .map_err(|e| ItemError::context("cannot read the file", &e))?;
+        return parse_dicom(Src::Bytes(&bytes), with_pixels);
+    }
+    drop(f);
+    parse_dicom(Src::Path(path), with_pixels)
+}
+
+fn parse_dicom(
+    src: Src<'_>,
+    with_pixels: bool,
+) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
     let mut head = [0u8; 132];
-    let n = {
-        let mut f = std::fs::File::open(path)
-            .map_err(|e| ItemError::context("cannot open the file", &e))?;
-        let mut n = 0;
-        while n < head.len() {
-            match f.read(&mut head[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) => return Err(ItemError::context("cannot read the file", &e)),
-            }
+    let n = match src {
+        Src::Bytes(b) => {
+            let n = b.len().min(head.len());
+            head[..n].copy_from_slice(&b[..n]);
+            n
         }
-        n
+        Src::Path(path) => {
+            let mut f = std::fs::File::open(path)
+                .map_err(|e| ItemError::context("cannot open the file", &e))?;
+            let mut n = 0;
+            while n < head.len() {
+                match f.read(&mut head[n..]) {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) => return Err(ItemError::context("cannot read the file", &e)),
+                }
+            }
+            n
+        }
     };
     let layout = sniff(&head[..n]);
-    prescan(path, &layout)?;
+    match src {
+        Src::Bytes(b) => prescan_reader(&mut std::io::Cursor::new(b), b.len() as u64, &layout)?,
+        Src::Path(path) => prescan(path, &layout)?,
+    }
     let opts = |pre: ReadPreamble| {
         let o = OpenFileOptions::new().read_preamble(pre);
         if with_pixels {
@@ -480,28 +518,44 @@ fn open_dicom_as_parsed(
             o.read_until(tags::PIXEL_DATA)
         }
     };
+    let open = |pre: ReadPreamble| match src {
+        Src::Bytes(b) => opts(pre).from_reader(b),
+        Src::Path(path) => opts(pre).open_file(path),
+    };
     let first_try = match layout {
         Layout::NotDicom => return Err(ItemError::Skipped("not a DICOM file".into())),
-        Layout::Preamble => opts(ReadPreamble::Always).open_file(path),
-        Layout::MagicOnly => opts(ReadPreamble::Never).open_file(path),
+        Layout::Preamble => open(ReadPreamble::Always),
+        Layout::MagicOnly => open(ReadPreamble::Never),
         Layout::Bare {
             explicit,
             big_endian,
-        } => return open_bare(path, explicit, big_endian),
+        } => {
+            return match src {
+                Src::Bytes(b) => open_bare_bytes(b, explicit, big_endian),
+                Src::Path(path) => open_bare(path, explicit, big_endian),
+            }
+        }
     };
     match first_try {
         Ok(obj) => Ok(obj),
         Err(first) => {
             // The file meta group may be broken (e.g. no TransferSyntaxUID): read the data set
             // after it on its own.
-            let bytes =
-                std::fs::read(path).map_err(|e| ItemError::context("cannot read the file", &e))?;
+            let read;
+            let bytes = match src {
+                Src::Bytes(b) => b,
+                Src::Path(path) => {
+                    read = std::fs::read(path)
+                        .map_err(|e| ItemError::context("cannot read the file", &e))?;
+                    &read[..]
+                }
+            };
             let start = if matches!(layout, Layout::Preamble) {
                 132
             } else {
                 4
             };
-            let Some(ds_start) = skip_meta_group(&bytes, start) else {
+            let Some(ds_start) = skip_meta_group(bytes, start) else {
                 return Err(ItemError::context("not readable as DICOM", &first));
             };
             let explicit = bytes.len() >= ds_start + 6

@@ -235,6 +235,8 @@ pub struct Output {
     root: PathBuf,
     inputs: Vec<PathBuf>,
     written_hashes: Mutex<HashSet<u64>>,
+    /// Folders this run has made or found (one `mkdir` per folder, not per file).
+    folders: Mutex<HashSet<PathBuf>>,
     collisions: Mutex<()>,
     counter: AtomicU64,
     dry_run: bool,
@@ -262,6 +264,7 @@ impl Output {
             root,
             inputs,
             written_hashes: Mutex::new(HashSet::new()),
+            folders: Mutex::new(HashSet::new()),
             collisions: Mutex::new(()),
             counter: AtomicU64::new(0),
             dry_run,
@@ -310,8 +313,19 @@ impl Output {
             return Ok(target);
         }
         let dir = target.parent().unwrap_or(&self.root);
-        std::fs::create_dir_all(dir)
-            .map_err(|e| ItemError::context(format!("cannot create {}", dir.display()), &e))?;
+        let known = self
+            .folders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(dir);
+        if !known {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| ItemError::context(format!("cannot create {}", dir.display()), &e))?;
+            self.folders
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(dir.to_path_buf());
+        }
         let tmp = dir.join(format!(
             ".{}.{}-{}.dcmflow-tmp",
             target
