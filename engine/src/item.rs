@@ -202,6 +202,14 @@ impl Item {
         }
     }
 
+    /// An instance item derived from `source`.
+    pub fn of_instance(source: Arc<PathBuf>, inst: Instance) -> Self {
+        Item {
+            source,
+            payload: Payload::Instance(Arc::new(inst)),
+        }
+    }
+
     /// A new item with the same source and another payload.
     pub fn with(&self, payload: Payload) -> Self {
         Item {

@@ -8,9 +8,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use dcmflow_engine::{
-    BuildContext, Item, ItemError, ItemKind, ItemWorker, Payload, Runtime, StageConfig,
-};
+use dcmflow_engine::{BuildContext, Item, ItemError, ItemKind, ItemWorker, Runtime, StageConfig};
 use dicom_core::{DataElement, PrimitiveValue, VR};
 use dicom_dictionary_std::tags;
 use schemars::JsonSchema;
@@ -263,10 +261,7 @@ impl ItemWorker for MaskRegions {
             None => None,
         };
         let Some(rects) = rects else {
-            return Ok(vec![Item {
-                source,
-                payload: Payload::Instance(Arc::new(inst)),
-            }]);
+            return Ok(vec![Item::of_instance(source, inst)]);
         };
         if inst.obj.get(tags::PIXEL_DATA).is_some() && !rects.is_empty() {
             mask_instance(&mut inst.obj, &rects)
@@ -278,9 +273,6 @@ impl ItemWorker for MaskRegions {
             PrimitiveValue::from("NO"),
         ));
         inst.masked_by.push(self.id.clone());
-        Ok(vec![Item {
-            source,
-            payload: Payload::Instance(Arc::new(inst)),
-        }])
+        Ok(vec![Item::of_instance(source, inst)])
     }
 }

@@ -7,9 +7,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use dcmflow_engine::{
-    BuildContext, Item, ItemError, ItemKind, ItemWorker, Payload, Runtime, StageConfig,
-};
+use dcmflow_engine::{BuildContext, Item, ItemError, ItemKind, ItemWorker, Runtime, StageConfig};
 use dicom_core::header::Header;
 use dicom_core::{Tag, VR};
 use schemars::JsonSchema;
@@ -119,17 +117,11 @@ impl ItemWorker for RemapUids {
         for (k, n) in counts {
             *total.entry(k).or_default() += n;
         }
-        Ok(vec![Item {
-            source,
-            payload: Payload::Instance(Arc::new(inst)),
-        }])
+        Ok(vec![Item::of_instance(source, inst)])
     }
 
     fn summary(&self) -> Option<serde_json::Value> {
-        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        serde_json::to_value(&*counts)
-            .ok()
-            .map(|c| serde_json::json!({ "remapped_per_attribute": c }))
+        crate::walk::counts_summary(&self.counts, "remapped_per_attribute")
     }
 }
 

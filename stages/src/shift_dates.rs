@@ -6,9 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use dcmflow_engine::{
-    BuildContext, Item, ItemError, ItemKind, ItemWorker, Payload, Runtime, StageConfig,
-};
+use dcmflow_engine::{BuildContext, Item, ItemError, ItemKind, ItemWorker, Runtime, StageConfig};
 use dicom_core::header::Header;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
@@ -142,17 +140,11 @@ impl ItemWorker for ShiftDates {
                 .entry(what)
                 .or_default() += n;
         }
-        Ok(vec![Item {
-            source,
-            payload: Payload::Instance(Arc::new(inst)),
-        }])
+        Ok(vec![Item::of_instance(source, inst)])
     }
 
     fn summary(&self) -> Option<serde_json::Value> {
-        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        serde_json::to_value(&*counts)
-            .ok()
-            .map(|c| serde_json::json!({ "actions_per_attribute": c }))
+        crate::walk::counts_summary(&self.counts, "actions_per_attribute")
     }
 }
 

@@ -77,6 +77,16 @@ pub fn text_element(tag: Tag, vr: VR, value: &str) -> InMemElement {
     DataElement::new(tag, vr, v)
 }
 
+/// A stage's summary: its per-attribute counts under `key` (counts only, never values).
+pub fn counts_summary<T: serde::Serialize>(
+    counts: &std::sync::Mutex<T>,
+    key: &str,
+) -> Option<serde_json::Value> {
+    let counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+    let value = serde_json::to_value(&*counts).ok()?;
+    Some(serde_json::json!({ key: value }))
+}
+
 /// Walk every element of `obj` at every depth, in tag order.
 pub fn walk(
     obj: &mut InMemDicomObject,

@@ -8,9 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use dcmflow_engine::{
-    BuildContext, Item, ItemError, ItemKind, ItemWorker, Payload, Runtime, StageConfig,
-};
+use dcmflow_engine::{BuildContext, Item, ItemError, ItemKind, ItemWorker, Runtime, StageConfig};
 use dicom_dictionary_std::tags;
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -190,17 +188,11 @@ impl ItemWorker for Deidentify {
             super::add_clean_pixel_mark(&mut inst.obj);
         }
         inst.deidentified_by.push(self.id.clone());
-        Ok(vec![Item {
-            source,
-            payload: Payload::Instance(Arc::new(inst)),
-        }])
+        Ok(vec![Item::of_instance(source, inst)])
     }
 
     fn summary(&self) -> Option<serde_json::Value> {
-        let counts = self.counts.lock().unwrap_or_else(|p| p.into_inner());
-        serde_json::to_value(&*counts)
-            .ok()
-            .map(|c| serde_json::json!({ "actions_per_attribute": c }))
+        crate::walk::counts_summary(&self.counts, "actions_per_attribute")
     }
 }
 
