@@ -101,13 +101,13 @@ fn shipped_recipes_pass_verify_and_a_weakened_recipe_is_caught() {
     }
 
     // Weakened: free text, a private attribute, a name in a nested sequence, a date and the UIDs
-    // are kept.
+    // are kept, and the identifier echo check (which would withhold every instance) is off.
     let weak = dir.path().join("weak.yaml");
     let yaml = std::fs::read_to_string(root().join("recipes/deid-safe-harbor.yaml"))
         .unwrap()
         .replace(
             "      clean_graphics: true\n",
-            "      clean_graphics: true\n      retain_uids: true\n      keep: [ImageComments, \"(0009,1001)\", ScheduledPerformingPhysicianName, StudyDate]\n",
+            "      clean_graphics: true\n      echo_check: false\n      retain_uids: true\n      keep: [ImageComments, \"(0009,1001)\", ScheduledPerformingPhysicianName, StudyDate]\n",
         )
         .replace("dates: { policy: year_only }", "dates: { policy: keep }");
     std::fs::write(&weak, yaml).unwrap();

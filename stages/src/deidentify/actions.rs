@@ -11,8 +11,9 @@ use dicom_object::mem::InMemElement;
 use dicom_object::{FileDicomObject, InMemDicomObject};
 
 use super::dates;
+use super::echo::{self, OnHit};
 use super::table::{normalize_creator, table, Action, ProfileOption, Row};
-use super::text::{date_variants, Scrubber};
+use super::text::{self, Matcher};
 use super::{DatePolicy, DeidError, DeidReport, Deidentifier, DescriptorPolicy, Keys};
 
 const PATIENT_ID: Tag = Tag(0x0010, 0x0020);
@@ -20,7 +21,6 @@ const PATIENT_NAME: Tag = Tag(0x0010, 0x0010);
 const PATIENT_AGE: Tag = Tag(0x0010, 0x1010);
 const PATIENT_BIRTH_DATE: Tag = Tag(0x0010, 0x0030);
 const SOP_INSTANCE_UID: Tag = Tag(0x0008, 0x0018);
-const SPECIFIC_CHARSET: Tag = Tag(0x0008, 0x0005);
 /// Recomputed at the end of `apply`, so any incoming values are dropped first.
 const MARK_TAGS: [Tag; 4] = [
     Tag(0x0012, 0x0062),
@@ -51,7 +51,8 @@ struct Ctx<'a> {
     keys: &'a Keys,
     date_offset: i64,
     patient_new: String,
-    scrubber: Option<Scrubber>,
+    /// The instance's identifying values (echo check and `scrub` descriptors).
+    matcher: Option<Matcher>,
     report: DeidReport,
     uid_seen: HashSet<String>,
     depth: usize,
@@ -60,14 +61,14 @@ struct Ctx<'a> {
 /// Deeper nesting than this is refused (protects the stack; no real IOD comes close).
 const MAX_DEPTH: usize = 64;
 
-fn keyword(tag: Tag) -> &'static str {
+pub(super) fn keyword(tag: Tag) -> &'static str {
     StandardDataDictionary
         .by_tag(tag)
         .map(|e| e.alias())
         .unwrap_or("")
 }
 
-fn dict_vr(tag: Tag) -> Option<VR> {
+pub(super) fn dict_vr(tag: Tag) -> Option<VR> {
     StandardDataDictionary.by_tag(tag).map(|e| e.vr().relaxed())
 }
 
@@ -94,7 +95,7 @@ fn push_tag(s: &mut String, tag: Tag) {
 }
 
 /// `prefix` followed by the tag, as element paths are written in reports.
-fn path_of(prefix: &str, tag: Tag) -> String {
+pub(super) fn path_of(prefix: &str, tag: Tag) -> String {
     let mut s = String::with_capacity(prefix.len() + 11);
     s.push_str(prefix);
     push_tag(&mut s, tag);
@@ -108,7 +109,7 @@ fn is_text_vr(vr: VR) -> bool {
     )
 }
 
-fn max_len(vr: VR) -> usize {
+pub(super) fn max_len(vr: VR) -> usize {
     match vr {
         VR::SH | VR::AE | VR::CS => 16,
         VR::LO | VR::PN | VR::UI => 64,
@@ -118,7 +119,7 @@ fn max_len(vr: VR) -> usize {
     }
 }
 
-fn truncate_chars(s: &str, n: usize) -> String {
+pub(super) fn truncate_chars(s: &str, n: usize) -> String {
     if s.len() <= n {
         return s.to_string();
     }
@@ -130,7 +131,7 @@ fn truncate_chars(s: &str, n: usize) -> String {
 }
 
 /// String content of a primitive element; UN/OB bytes decoded leniently.
-fn value_string(e: &InMemElement) -> Option<String> {
+pub(super) fn value_string(e: &InMemElement) -> Option<String> {
     match e.value() {
         Value::Primitive(PrimitiveValue::U8(b)) => Some(
             String::from_utf8_lossy(b)
@@ -144,7 +145,7 @@ fn value_string(e: &InMemElement) -> Option<String> {
     }
 }
 
-fn str_value(s: &str) -> PrimitiveValue {
+pub(super) fn str_value(s: &str) -> PrimitiveValue {
     if s.contains('\\') {
         PrimitiveValue::Strs(s.split('\\').map(|x| x.to_string()).collect())
     } else {
@@ -472,7 +473,7 @@ impl<'a> Ctx<'a> {
         if simple == Simple::C && !is_seq {
             if is_text_vr(vr) && self.de.opts.descriptors == DescriptorPolicy::Scrub {
                 if let Some(cleaned) = value_string(&elem)
-                    .and_then(|s| self.scrubber.as_ref().and_then(|sc| sc.scrub(&s)))
+                    .and_then(|s| self.matcher.as_ref().and_then(|m| text::scrub(m, &s)))
                 {
                     self.record(path, tag, "cleaned");
                     let cleaned = truncate_chars(&cleaned, max_len(vr));
@@ -746,60 +747,6 @@ fn declared_safe(obj: &InMemDicomObject) -> Vec<Declared> {
     out
 }
 
-/// Collect identifying strings (any depth) for the free-text scrubber.
-fn collect_terms(obj: &InMemDicomObject, out: &mut Vec<String>) {
-    for e in obj.iter() {
-        let tag = e.tag();
-        if let Value::Sequence(seq) = e.value() {
-            for it in seq.items() {
-                collect_terms(it, out);
-            }
-            continue;
-        }
-        if tag.group() % 2 == 1 || tag == SPECIFIC_CHARSET {
-            continue;
-        }
-        let vr = if e.vr() == VR::UN {
-            dict_vr(tag).unwrap_or(VR::UN)
-        } else {
-            e.vr()
-        };
-        let Some(row) = table().lookup(tag) else {
-            continue;
-        };
-        // descriptors themselves are what gets scrubbed, not a source of terms
-        if row.option(ProfileOption::CleanDescriptors).is_some() && vr != VR::PN {
-            continue;
-        }
-        let Some(s) = value_string(e) else { continue };
-        match vr {
-            VR::PN => {
-                for part in s.split(['^', '=', '\\', ' ', ',']) {
-                    out.push(part.to_string());
-                }
-                out.push(s.replace('^', " ").trim().to_string());
-            }
-            VR::DA | VR::DT => {
-                for v in s.split('\\') {
-                    out.extend(date_variants(v));
-                }
-            }
-            VR::LO | VR::SH | VR::ST | VR::LT | VR::UC | VR::AE => {
-                for v in s.split('\\') {
-                    out.push(v.to_string());
-                    // words of addresses/institutions, if substantial
-                    out.extend(
-                        v.split([' ', ',', '^'])
-                            .filter(|w| w.len() >= 4)
-                            .map(|w| w.to_string()),
-                    );
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
 pub(super) fn apply(
     de: &Deidentifier,
     obj: &mut FileDicomObject<InMemDicomObject>,
@@ -843,19 +790,14 @@ pub(super) fn apply(
         }
         _ => 0,
     };
-    let scrubber = if de.opts.descriptors == DescriptorPolicy::Scrub {
-        let mut terms = Vec::new();
-        collect_terms(obj, &mut terms);
-        Some(Scrubber::new(terms))
-    } else {
-        None
-    };
+    let scrub = de.opts.descriptors == DescriptorPolicy::Scrub;
+    let matcher = (scrub || de.opts.echo_check.0).then(|| echo::collect(obj, de));
     let mut ctx = Ctx {
         de,
         keys,
         date_offset,
         patient_new: patient_new.clone(),
-        scrubber,
+        matcher,
         report: DeidReport::default(),
         uid_seen: HashSet::new(),
         depth: 0,
@@ -867,6 +809,16 @@ pub(super) fn apply(
     }
 
     ctx.walk(obj, "")?;
+    if de.opts.echo_check.0 {
+        let on_hit = if scrub {
+            OnHit::Scrub
+        } else {
+            OnHit::Quarantine
+        };
+        if let Some(m) = &ctx.matcher {
+            echo::sweep(obj, m, de, on_hit, &mut ctx.report.actions)?;
+        }
+    }
 
     // File meta: follow the new SOP Instance UID.
     let new_sop = obj.get(SOP_INSTANCE_UID).and_then(value_string);

@@ -27,6 +27,7 @@
 
 mod actions;
 pub mod dates;
+mod echo;
 pub mod keys;
 pub mod stage;
 pub mod table;
@@ -84,6 +85,17 @@ pub enum DescriptorPolicy {
     Remove,
     /// Keep the text, with identifying strings found elsewhere in the same file replaced by "***".
     Scrub,
+}
+
+/// Whether the identifier echo check runs (`true` unless a recipe says `echo_check: false`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, schemars::JsonSchema)]
+#[serde(transparent)]
+pub struct EchoCheck(pub bool);
+
+impl Default for EchoCheck {
+    fn default() -> Self {
+        EchoCheck(true)
+    }
 }
 
 fn default_prefix() -> String {
@@ -177,6 +189,14 @@ pub struct DeidOptions {
     /// since it links pseudonyms back to identities.
     #[serde(default)]
     pub linkage: Option<std::path::PathBuf>,
+    /// Identifier echo check (on by default): the instance's identifying values (person names and
+    /// their components, IDs, accession numbers, dates, addresses, phone numbers, e-mail addresses,
+    /// institution and station names) are taken before the profile runs, and every text value left
+    /// afterwards, at every depth and in attributes Table E.1-1 does not list, is searched for them
+    /// and for e-mail addresses, phone numbers and (unless dates are kept) dates. A hit is scrubbed
+    /// with `descriptors: scrub`, else the instance is quarantined naming the attribute.
+    #[serde(default)]
+    pub echo_check: EchoCheck,
     /// Instances that may carry burned-in text (BurnedInAnnotation YES, or modality US, SC, XA,
     /// RF, ES) and that no mask_regions stage masked: quarantine (default) or allow.
     #[serde(default)]
@@ -447,6 +467,17 @@ to every attribute at every sequence depth. Private attributes were removed",
             match self.opts.descriptors {
                 DescriptorPolicy::Remove => s.push_str("Descriptive free text was removed (Clean Descriptors Option, 113105). "),
                 DescriptorPolicy::Scrub => s.push_str("Descriptive free text was kept with names, identifiers, dates, addresses, phone numbers and e-mail addresses found in the same file replaced by \"***\" (Clean Descriptors Option, 113105). "),
+            }
+        }
+        if self.opts.echo_check.0 {
+            s.push_str("Before the profile was applied, the instance's identifying values (person names and their components, patient and request IDs, accession numbers, dates, addresses, phone numbers, e-mail addresses, institution and station names) were collected; afterwards every remaining text value at every depth, including attributes the profile does not list, structured report content and values of unknown VR, was searched for them case-insensitively with separators normalised, and for e-mail addresses, phone numbers");
+            if self.dates != DatePolicy::Keep {
+                s.push_str(" and calendar dates");
+            }
+            if self.opts.descriptors == DescriptorPolicy::Scrub {
+                s.push_str("; matches were replaced by \"***\". ");
+            } else {
+                s.push_str("; instances with a match were withheld. ");
             }
         }
         if !self.keep.is_empty() || !self.remove.is_empty() {

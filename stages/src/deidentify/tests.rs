@@ -475,10 +475,22 @@ fn lookup_mode_and_errors() {
         ..Default::default()
     })
     .is_err());
-    let de = Deidentifier::new(&DeidOptions {
+    // An attribute kept on purpose is still searched for the patient's identifiers.
+    let kept_description = DeidOptions {
         keep: vec!["StudyDescription".into()],
         remove: vec!["(0008,0060)".into()],
         ..Default::default()
+    };
+    let de = Deidentifier::new(&kept_description).unwrap();
+    let mut c = g.instances[0].obj.clone();
+    let err = de.apply(&mut c, &k).unwrap_err().to_string();
+    assert!(
+        err.contains("(0008,1030) StudyDescription holds a value of PatientName"),
+        "{err}"
+    );
+    let de = Deidentifier::new(&DeidOptions {
+        echo_check: super::EchoCheck(false),
+        ..kept_description
     })
     .unwrap();
     let mut c = g.instances[0].obj.clone();
@@ -675,10 +687,15 @@ fn conformance_with_table_e1_1() {
         rows.push((row, tag, vr));
     }
     assert!(rows.len() > 640);
-    let mut configs: Vec<(Option<ProfileOption>, DeidOptions)> =
-        vec![(None, DeidOptions::default())];
+    // Every text attribute holds a sample value here, so the identifier echo check (tested on
+    // its own) would see the same strings everywhere: this test is about the table alone.
+    let no_echo = DeidOptions {
+        echo_check: super::EchoCheck(false),
+        ..Default::default()
+    };
+    let mut configs: Vec<(Option<ProfileOption>, DeidOptions)> = vec![(None, no_echo.clone())];
     for o in ProfileOption::ALL {
-        let mut d = DeidOptions::default();
+        let mut d = no_echo.clone();
         match o {
             ProfileOption::RetainSafePrivate => d.retain_safe_private = true,
             ProfileOption::RetainUids => d.retain_uids = true,
@@ -1230,4 +1247,120 @@ fn declared_safe_private_blocks() {
         assert!(o.get(Tag(0x0019, 0x1002)).is_none());
         assert_eq!(str_of(&o, Tag(0x7053, 0x1000)).as_deref(), Some("1.5"));
     }
+}
+
+/// A bare instance with a patient name and ID, in the given character set.
+fn echo_fixture(charset: &str, name: &str) -> FileDicomObject<InMemDicomObject> {
+    let mut obj = FileDicomObject::new_empty_with_meta(
+        dicom_object::meta::FileMetaTableBuilder::new()
+            .media_storage_sop_class_uid("1.2.840.10008.5.1.4.1.1.2")
+            .media_storage_sop_instance_uid("1.2.3.4.5.6.7")
+            .transfer_syntax("1.2.840.10008.1.2.1")
+            .build()
+            .unwrap(),
+    );
+    for (t, vr, v) in [
+        (Tag(0x0008, 0x0005), VR::CS, charset),
+        (Tag(0x0008, 0x0016), VR::UI, "1.2.840.10008.5.1.4.1.1.2"),
+        (Tag(0x0008, 0x0018), VR::UI, "1.2.3.4.5.6.7"),
+        (Tag(0x0010, 0x0010), VR::PN, name),
+        (Tag(0x0010, 0x0020), VR::LO, "PX-0042817"),
+        (Tag(0x0009, 0x0010), VR::LO, "ACME 1.0"),
+    ] {
+        obj.put(DataElement::new(t, vr, PrimitiveValue::from(v)));
+    }
+    obj
+}
+
+#[test]
+fn a_kept_private_value_of_unknown_vr_that_reads_as_text_in_the_data_sets_charset_is_searched() {
+    // ISO_IR 100 (Latin-1): the private UN bytes spell "Müller" only when decoded as Latin-1.
+    let mut obj = echo_fixture("ISO_IR 100", "Müller^Jörg");
+    let mut bytes = b"reviewed by M\xfcller, ref PX 0042817".to_vec();
+    bytes.push(0);
+    obj.put(DataElement::new(
+        Tag(0x0009, 0x1010),
+        VR::UN,
+        PrimitiveValue::U8(bytes.into()),
+    ));
+    let opts = DeidOptions {
+        keep: vec!["(0009,1010)".into()],
+        ..Default::default()
+    };
+    let de = Deidentifier::new(&opts).unwrap();
+    let err = de.apply(&mut obj.clone(), &keys()).unwrap_err().to_string();
+    assert!(
+        err.contains("(0009,1010) holds a value of PatientName"),
+        "{err}"
+    );
+    assert!(
+        !err.to_lowercase().contains("ller"),
+        "no value in the reason: {err}"
+    );
+    // With `scrub`, the value that cannot be rewritten goes.
+    let de = Deidentifier::new(&DeidOptions {
+        descriptors: DescriptorPolicy::Scrub,
+        ..opts
+    })
+    .unwrap();
+    let rep = de.apply(&mut obj, &keys()).unwrap();
+    assert!(obj.get(Tag(0x0009, 0x1010)).is_none());
+    assert!(rep
+        .actions
+        .iter()
+        .any(|(p, a)| p.starts_with("(0009,1010)") && *a == "removed"));
+}
+
+#[test]
+fn the_echo_check_finds_ids_with_other_separators_and_birth_dates_in_written_forms() {
+    for (text, source) in [
+        ("order PX 0042817 done", "PatientID"),
+        ("born 03/07/1961", "PatientBirthDate"),
+        ("born 7 March 1961", "PatientBirthDate"),
+    ] {
+        let mut obj = echo_fixture("ISO_IR 192", "Roe^Richard");
+        obj.put(DataElement::new(
+            Tag(0x0010, 0x0030),
+            VR::DA,
+            PrimitiveValue::from("19610307"),
+        ));
+        // (0018,1016) SecondaryCaptureDeviceManufacturer is not in Table E.1-1: kept as it is.
+        obj.put(DataElement::new(
+            Tag(0x0018, 0x1016),
+            VR::LO,
+            PrimitiveValue::from(text),
+        ));
+        let de = Deidentifier::new(&DeidOptions {
+            dates: DatePolicy::Keep,
+            ..Default::default()
+        })
+        .unwrap();
+        let err = de.apply(&mut obj, &keys()).unwrap_err().to_string();
+        assert!(
+            err.contains("SecondaryCaptureDeviceManufacturer holds a value of")
+                && err.contains(source),
+            "{text}: {err}"
+        );
+    }
+}
+
+#[test]
+fn placeholder_names_and_vendor_words_do_not_quarantine() {
+    // "ANONYMOUS" as the name, the model's words as the station name: neither identifies anyone.
+    let mut obj = echo_fixture("ISO_IR 192", "ANONYMOUS");
+    for (t, vr, v) in [
+        (Tag(0x0008, 0x0070), VR::LO, "ACME Medical"),
+        (Tag(0x0008, 0x1090), VR::LO, "Scanmaster 3000"),
+        (Tag(0x0008, 0x1010), VR::SH, "SCANMASTER"),
+        (
+            Tag(0x0018, 0x1016),
+            VR::LO,
+            "Anonymous export via Scanmaster",
+        ),
+        (Tag(0x0018, 0x1020), VR::LO, "Build 2001-09-25"),
+    ] {
+        obj.put(DataElement::new(t, vr, PrimitiveValue::from(v)));
+    }
+    let de = Deidentifier::new(&DeidOptions::default()).unwrap();
+    de.apply(&mut obj, &keys()).unwrap();
 }
