@@ -1102,6 +1102,47 @@ fn check_deflated<R: Read + Seek>(r: &mut R, total: u64) -> Result<(), ItemError
     .map(|_| ())
 }
 
+/// Whether a file starting with `head` (its first 132 bytes or fewer) looks like DICOM: with
+/// the preamble, with "DICM" at the start, or a bare data set.
+pub(crate) fn looks_like_dicom(head: &[u8]) -> bool {
+    !matches!(sniff(&head[..head.len().min(132)]), Layout::NotDicom)
+}
+
+/// The data set of a DICOM file in Deflated Explicit VR Little Endian, inflated (with the bound
+/// of [`check_deflated`]). None when the file has no meta group to skip.
+pub(crate) fn inflated_data_set(bytes: &[u8]) -> Option<Result<Vec<u8>, ItemError>> {
+    let start = match sniff(&bytes[..bytes.len().min(132)]) {
+        Layout::Preamble => 132,
+        Layout::MagicOnly => 4,
+        Layout::Bare { .. } | Layout::NotDicom => return None,
+    };
+    // The meta group's own length says where it ends; walking by group number could take
+    // deflated bytes that happen to start with 02 00 for one more meta element.
+    let declared = (bytes.get(start..start + 8) == Some(&[2, 0, 0, 0, b'U', b'L', 4, 0][..]))
+        .then(|| bytes.get(start + 8..start + 12))
+        .flatten()
+        .map(|v| start + 12 + u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize);
+    let ds_start = match declared {
+        Some(end) => end,
+        None => skip_meta_group(bytes, start)?,
+    };
+    let ds = bytes.get(ds_start..)?;
+    let limit = (bytes.len() as u64).saturating_mul(64).max(64 << 20);
+    let mut inflated = Vec::new();
+    let read = flate2::read::DeflateDecoder::new(ds)
+        .take(limit + 1)
+        .read_to_end(&mut inflated);
+    Some(match read {
+        Err(e) => Err(ItemError::failed(format!(
+            "the deflated data set is corrupt or truncated: {e}"
+        ))),
+        Ok(_) if inflated.len() as u64 > limit => Err(ItemError::failed(
+            "the deflated data set inflates beyond 64 times the file; refusing it",
+        )),
+        Ok(_) => Ok(inflated),
+    })
+}
+
 /// Offset of the first element after the file meta group (group 0002, explicit VR LE).
 fn skip_meta_group(bytes: &[u8], mut pos: usize) -> Option<usize> {
     while pos + 8 <= bytes.len() {
