@@ -356,3 +356,32 @@ fn outputs_without_the_preamble_are_parsed_and_checked() {
     }
     assert_masked(&report);
 }
+
+#[test]
+fn a_missing_output_folder_or_unreadable_originals_do_not_pass_as_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let (code, report) = verify(None, &dir.path().join("no-such-output"));
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        report["findings"][0]["kind"]
+            .as_str()
+            .is_some_and(|k| k.starts_with("could not be checked: cannot read it")),
+        "{report:#}"
+    );
+    // Originals that give nothing to search for: the byte search would be empty.
+    let out = dir.path().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("x.dcm"), leaky_output("1.2.840.10008.1.2.1")).unwrap();
+    let (code, report) = verify(Some(&dir.path().join("no-such-originals")), &out);
+    assert_eq!(code, 1, "{report:#}");
+    assert!(
+        report["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"]
+                .as_str()
+                .is_some_and(|k| k.contains("no original could be read"))),
+        "{report:#}"
+    );
+}

@@ -673,7 +673,11 @@ pub fn verify(originals: &[PathBuf], output: &Path) -> Result<VerifyReport, Stri
         .map_err(|e| format!("cannot build the search: {e}"))?;
     let search = Search { patterns, ac };
     let checks = HeaderChecks::new();
-    let rel_of = |p: &Path| p.strip_prefix(output).unwrap_or(p).display().to_string();
+    let rel_of = |p: &Path| match p.strip_prefix(output) {
+        Ok(r) if r.as_os_str().is_empty() => ".".to_string(), // the output folder itself
+        Ok(r) => r.display().to_string(),
+        Err(_) => p.display().to_string(),
+    };
     for entry in walk(output, false) {
         let f = match entry {
             Entry::File(f) => f,
