@@ -58,6 +58,22 @@ pub struct Instance {
     pub deidentified_by: Vec<String>,
     /// Stage ids that masked burned-in regions in every frame.
     pub masked_by: Vec<String>,
+    /// The input file as it was when this instance was read from it (None: not read from a
+    /// file). Pixel data read back later must come from the same file.
+    pub source_stamp: Option<SourceStamp>,
+}
+
+/// What an input file was when its header was read: pixel data read back from it later (after
+/// a header-only pass, or after a barrier dropped it) is used only when all three still match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceStamp {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, when the file system records one.
+    pub modified: Option<std::time::SystemTime>,
+    /// SHA-256 of the header bytes: everything before the top-level Pixel Data element (the
+    /// first MiB when the file's own bytes show no such element, as in a deflated data set).
+    pub header_sha256: [u8; 32],
 }
 
 impl Instance {
@@ -68,6 +84,7 @@ impl Instance {
             pixels_loaded,
             deidentified_by: Vec::new(),
             masked_by: Vec::new(),
+            source_stamp: None,
         }
     }
 

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use dcmflow_engine::{
-    BuildContext, Instance, Item, ItemError, ItemKind, Mode, Payload, Runtime, SourceWorker,
-    StageConfig,
+    BuildContext, Instance, Item, ItemError, ItemKind, Mode, Payload, Runtime, SourceStamp,
+    SourceWorker, StageConfig,
 };
 use dicom_dictionary_std::tags;
 use dicom_object::file::ReadPreamble;
@@ -314,7 +314,7 @@ impl SourceWorker for ReadDicom {
                 self.cfg.max_file_mib
             )));
         }
-        let obj = open_dicom(path, self.with_pixels)?;
+        let (obj, stamp) = open_dicom_stamped(path, self.with_pixels)?;
         if obj
             .meta()
             .media_storage_sop_class_uid()
@@ -325,7 +325,8 @@ impl SourceWorker for ReadDicom {
                 "DICOMDIR index (its referenced files are read on their own)".into(),
             ));
         }
-        let instance = Instance::new(obj, self.with_pixels);
+        let mut instance = Instance::new(obj, self.with_pixels);
+        instance.source_stamp = Some(stamp);
         Ok(vec![item.with(Payload::Instance(Arc::new(instance)))])
     }
 }
@@ -431,14 +432,32 @@ pub fn open_dicom(
     path: &Path,
     with_pixels: bool,
 ) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
-    let obj = open_dicom_as_parsed(path, with_pixels)?;
+    open_checked(path, with_pixels, false).map(|(obj, _)| obj)
+}
+
+/// [`open_dicom`], and what the file was as it was read (size, modification time, a SHA-256 of
+/// its header bytes), from the same open and the same bytes: [`ensure_pixels`] compares it.
+pub fn open_dicom_stamped(
+    path: &Path,
+    with_pixels: bool,
+) -> Result<(FileDicomObject<InMemDicomObject>, SourceStamp), ItemError> {
+    let (obj, stamp) = open_checked(path, with_pixels, true)?;
+    Ok((obj, stamp.expect("asked for")))
+}
+
+fn open_checked(
+    path: &Path,
+    with_pixels: bool,
+    stamp: bool,
+) -> Result<(FileDicomObject<InMemDicomObject>, Option<SourceStamp>), ItemError> {
+    let (obj, stamp) = open_dicom_as_parsed(path, with_pixels, stamp)?;
     if let Some(t) = delimiter_element(&obj) {
         return Err(ItemError::failed(format!(
             "({:04X},{:04X}) stands where a data element should be: the file is damaged; refusing it",
             t.0, t.1
         )));
     }
-    Ok(obj)
+    Ok((obj, stamp))
 }
 
 /// The first element tagged like an item or delimiter (group FFFE), at any depth.
@@ -463,27 +482,77 @@ enum Src<'a> {
     Bytes(&'a [u8]),
 }
 
+/// How many header bytes the stamp hashes when the pre-scan finds no top-level Pixel Data in
+/// the file's own bytes (no pixel data, a deflated data set, a meta group it cannot walk).
+const STAMP_HEADER_MAX_BYTES: u64 = 1 << 20;
+
+/// The stamp of a file from its metadata and its first `header_len` bytes.
+fn stamp_of(meta: &std::fs::Metadata, header: &[u8]) -> SourceStamp {
+    use sha2::Digest;
+    SourceStamp {
+        size: meta.len(),
+        modified: meta.modified().ok(),
+        header_sha256: sha2::Sha256::digest(header).into(),
+    }
+}
+
+/// Of a file of `size` bytes whose top-level Pixel Data starts at `pixel_at`: how many leading
+/// bytes the stamp hashes.
+fn stamp_len(size: u64, pixel_at: Option<u64>) -> u64 {
+    pixel_at.unwrap_or(STAMP_HEADER_MAX_BYTES).min(size)
+}
+
 fn open_dicom_as_parsed(
     path: &Path,
     with_pixels: bool,
-) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
+    stamp: bool,
+) -> Result<(FileDicomObject<InMemDicomObject>, Option<SourceStamp>), ItemError> {
     let mut f =
         std::fs::File::open(path).map_err(|e| ItemError::context("cannot open the file", &e))?;
-    let size = f.metadata().map(|m| m.len()).unwrap_or(u64::MAX);
+    let meta = f.metadata().ok();
+    let size = meta.as_ref().map(|m| m.len()).unwrap_or(u64::MAX);
+    let stamp_err = || ItemError::failed("cannot read the file's size and modification time");
     if size <= IN_MEMORY_MAX_BYTES {
         let mut bytes = Vec::with_capacity(size as usize);
         f.read_to_end(&mut bytes)
             .map_err(|e| ItemError::context("cannot read the file", &e))?;
-        return parse_dicom(Src::Bytes(&bytes), with_pixels);
+        let (obj, pixel_at) = parse_dicom(Src::Bytes(&bytes), with_pixels)?;
+        let stamp = match (stamp, &meta) {
+            (false, _) => None,
+            (true, None) => return Err(stamp_err()),
+            (true, Some(m)) => {
+                let n = stamp_len(bytes.len() as u64, pixel_at) as usize;
+                Some(stamp_of(m, &bytes[..n]))
+            }
+        };
+        return Ok((obj, stamp));
     }
-    drop(f);
-    parse_dicom(Src::Path(path), with_pixels)
+    let (obj, pixel_at) = parse_dicom(Src::Path(path), with_pixels)?;
+    let stamp = match (stamp, &meta) {
+        (false, _) => None,
+        (true, None) => return Err(stamp_err()),
+        (true, Some(m)) => {
+            // Only the header region is read again (the pixel data is not).
+            let mut header = Vec::new();
+            f.seek(std::io::SeekFrom::Start(0))
+                .and_then(|_| {
+                    (&mut f)
+                        .take(stamp_len(size, pixel_at))
+                        .read_to_end(&mut header)
+                })
+                .map_err(|e| ItemError::context("cannot read the file", &e))?;
+            Some(stamp_of(m, &header))
+        }
+    };
+    Ok((obj, stamp))
 }
 
+/// Parse a file's bytes; also returns where its top-level Pixel Data element starts, when the
+/// pre-scan saw one in the file's own bytes.
 fn parse_dicom(
     src: Src<'_>,
     with_pixels: bool,
-) -> Result<FileDicomObject<InMemDicomObject>, ItemError> {
+) -> Result<(FileDicomObject<InMemDicomObject>, Option<u64>), ItemError> {
     let mut head = [0u8; 132];
     let n = match src {
         Src::Bytes(b) => {
@@ -506,10 +575,10 @@ fn parse_dicom(
         }
     };
     let layout = sniff(&head[..n]);
-    match src {
+    let pixel_at = match src {
         Src::Bytes(b) => prescan_reader(&mut std::io::Cursor::new(b), b.len() as u64, &layout)?,
         Src::Path(path) => prescan(path, &layout)?,
-    }
+    };
     let opts = |pre: ReadPreamble| {
         let o = OpenFileOptions::new().read_preamble(pre);
         if with_pixels {
@@ -534,10 +603,11 @@ fn parse_dicom(
                 Src::Bytes(b) => open_bare_bytes(b, explicit, big_endian),
                 Src::Path(path) => open_bare(path, explicit, big_endian),
             }
+            .map(|obj| (obj, pixel_at))
         }
     };
     match first_try {
-        Ok(obj) => Ok(obj),
+        Ok(obj) => Ok((obj, pixel_at)),
         Err(first) => {
             // The file meta group may be broken (e.g. no TransferSyntaxUID): read the data set
             // after it on its own.
@@ -565,15 +635,17 @@ fn parse_dicom(
             let ds = &bytes[ds_start..];
             // The data set is parsed on its own: check its lengths and nesting first, as for
             // any file.
-            prescan_reader(
+            let pixel_at = prescan_reader(
                 &mut std::io::Cursor::new(ds),
                 ds.len() as u64,
                 &Layout::Bare {
                     explicit,
                     big_endian: false,
                 },
-            )?;
+            )?
+            .map(|at| at + ds_start as u64);
             open_bare_bytes(ds, explicit, false)
+                .map(|obj| (obj, pixel_at))
                 .map_err(|_| ItemError::context("not readable as DICOM", &first))
         }
     }
@@ -582,7 +654,7 @@ fn parse_dicom(
 /// Check every element length the file declares against the bytes that are really there,
 /// before the parser allocates anything: a 1 KB file claiming a 4 GB element is refused at once
 /// instead of reserving 4 GB. Reads only element headers (values are skipped with seeks).
-fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
+fn prescan(path: &Path, layout: &Layout) -> Result<Option<u64>, ItemError> {
     let file =
         std::fs::File::open(path).map_err(|e| ItemError::context("cannot open the file", &e))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -590,15 +662,20 @@ fn prescan(path: &Path, layout: &Layout) -> Result<(), ItemError> {
     prescan_reader(&mut r, total, layout)
 }
 
-/// [`prescan`] over any reader of `total` bytes laid out as `layout`.
-fn prescan_reader<R: Read + Seek>(r: &mut R, total: u64, layout: &Layout) -> Result<(), ItemError> {
+/// [`prescan`] over any reader of `total` bytes laid out as `layout`. Returns the offset of the
+/// top-level Pixel Data element in those bytes, when there is one outside a deflated stream.
+fn prescan_reader<R: Read + Seek>(
+    r: &mut R,
+    total: u64,
+    layout: &Layout,
+) -> Result<Option<u64>, ItemError> {
     let at = |pos: u64, r: &mut R| {
         r.seek(std::io::SeekFrom::Start(pos))
             .map(|_| ())
             .map_err(|e| ItemError::context("cannot read the file", &e))
     };
     let (start, explicit, big) = match layout {
-        Layout::NotDicom => return Ok(()),
+        Layout::NotDicom => return Ok(None),
         Layout::Bare {
             explicit,
             big_endian,
@@ -613,8 +690,8 @@ fn prescan_reader<R: Read + Seek>(r: &mut R, total: u64, layout: &Layout) -> Res
             match scan_meta(r, start, total)? {
                 // No (0002,0000) or no transfer syntax: the parser fails on the meta group and
                 // the fallback reader pre-scans the data set it reads on its own.
-                Meta::Unreadable => return Ok(()),
-                Meta::Deflated => return check_deflated(r, total),
+                Meta::Unreadable => return Ok(None),
+                Meta::Deflated => return check_deflated(r, total).map(|_| None),
                 Meta::DataSet {
                     start,
                     explicit,
@@ -758,14 +835,15 @@ fn binary_value_size(vr: [u8; 2]) -> Option<u32> {
 /// merely starts with an item tag is a value to the parser, and walking into it would put the
 /// walk out of step with the parser). Every defined length is
 /// checked against the bytes left, and nesting against [`MAX_NESTING`]. Values are skipped
-/// with seeks; nothing is allocated.
+/// with seeks; nothing is allocated. Returns where the top-level Pixel Data element starts,
+/// when the walk reaches one.
 fn scan_data_set<R: Read + Seek>(
     r: &mut R,
     mut pos: u64,
     total: u64,
     explicit: bool,
     big: bool,
-) -> Result<(), ItemError> {
+) -> Result<Option<u64>, ItemError> {
     let rd16 = |b: &[u8]| {
         if big {
             u16::from_be_bytes([b[0], b[1]])
@@ -791,6 +869,7 @@ fn scan_data_set<R: Read + Seek>(
     // whose value is skipped, or an item whose contents are read.
     let mut in_sequence = false;
     let mut fragments = false;
+    let mut pixel_at = None;
     let mut buf = [0u8; 12];
     loop {
         if let Some(was_sequence) = nest.close_ended(pos) {
@@ -798,10 +877,18 @@ fn scan_data_set<R: Read + Seek>(
         }
         // A truncated tail is the parser's to report: the walk just ends.
         if r.read_exact(&mut buf[..8]).is_err() {
-            return Ok(());
+            return Ok(pixel_at);
         }
         pos += 8;
         let tag = (rd16(&buf[0..2]), rd16(&buf[2..4]));
+        if tag == (0x7FE0, 0x0010)
+            && pixel_at.is_none()
+            && !fragments
+            && !in_sequence
+            && nest.open.is_empty()
+        {
+            pixel_at = Some(pos - 8);
+        }
         let left = total.saturating_sub(pos);
         let len = rd32(&buf[4..8]);
         let check = |len: u32| {
@@ -820,7 +907,7 @@ fn scan_data_set<R: Read + Seek>(
                     pos += len as u64;
                 }
                 (0xFFFE, 0xE0DD) => fragments = false,
-                _ => return Ok(()), // the parser stops here with an error
+                _ => return Ok(pixel_at), // the parser stops here with an error
             }
             continue;
         }
@@ -840,7 +927,7 @@ fn scan_data_set<R: Read + Seek>(
                     nest.delimit();
                     in_sequence = false;
                 }
-                _ => return Ok(()), // the parser stops here with an error
+                _ => return Ok(pixel_at), // the parser stops here with an error
             }
             continue;
         }
@@ -865,7 +952,7 @@ fn scan_data_set<R: Read + Seek>(
             let vr = [buf[4], buf[5]];
             if long_vr(vr) {
                 if r.read_exact(&mut buf[8..12]).is_err() {
-                    return Ok(());
+                    return Ok(pixel_at);
                 }
                 pos += 4;
                 (vr, rd32(&buf[8..12]))
@@ -1012,6 +1099,48 @@ fn check_deflated<R: Read + Seek>(r: &mut R, total: u64) -> Result<(), ItemError
             big_endian: false,
         },
     )
+    .map(|_| ())
+}
+
+/// Whether a file starting with `head` (its first 132 bytes or fewer) looks like DICOM: with
+/// the preamble, with "DICM" at the start, or a bare data set.
+pub(crate) fn looks_like_dicom(head: &[u8]) -> bool {
+    !matches!(sniff(&head[..head.len().min(132)]), Layout::NotDicom)
+}
+
+/// The data set of a DICOM file in Deflated Explicit VR Little Endian, inflated (with the bound
+/// of [`check_deflated`]). None when the file has no meta group to skip.
+pub(crate) fn inflated_data_set(bytes: &[u8]) -> Option<Result<Vec<u8>, ItemError>> {
+    let start = match sniff(&bytes[..bytes.len().min(132)]) {
+        Layout::Preamble => 132,
+        Layout::MagicOnly => 4,
+        Layout::Bare { .. } | Layout::NotDicom => return None,
+    };
+    // The meta group's own length says where it ends; walking by group number could take
+    // deflated bytes that happen to start with 02 00 for one more meta element.
+    let declared = (bytes.get(start..start + 8) == Some(&[2, 0, 0, 0, b'U', b'L', 4, 0][..]))
+        .then(|| bytes.get(start + 8..start + 12))
+        .flatten()
+        .map(|v| start + 12 + u32::from_le_bytes([v[0], v[1], v[2], v[3]]) as usize);
+    let ds_start = match declared {
+        Some(end) => end,
+        None => skip_meta_group(bytes, start)?,
+    };
+    let ds = bytes.get(ds_start..)?;
+    let limit = (bytes.len() as u64).saturating_mul(64).max(64 << 20);
+    let mut inflated = Vec::new();
+    let read = flate2::read::DeflateDecoder::new(ds)
+        .take(limit + 1)
+        .read_to_end(&mut inflated);
+    Some(match read {
+        Err(e) => Err(ItemError::failed(format!(
+            "the deflated data set is corrupt or truncated: {e}"
+        ))),
+        Ok(_) if inflated.len() as u64 > limit => Err(ItemError::failed(
+            "the deflated data set inflates beyond 64 times the file; refusing it",
+        )),
+        Ok(_) => Ok(inflated),
+    })
 }
 
 /// Offset of the first element after the file meta group (group 0002, explicit VR LE).
@@ -1094,16 +1223,33 @@ fn open_bare_bytes(
 
 /// Make sure the instance carries its Pixel Data: stages that hold many instances (e.g.
 /// `sort_series`) drop it to keep memory flat, and this reads it back from the input file,
-/// which dcmflow never modifies. The rest of the (possibly de-identified) header is kept.
+/// which dcmflow never modifies. The rest of the (possibly de-identified) header is kept. The
+/// file must still be the one the header came from: its size, modification time and header
+/// bytes are compared with those recorded when it was read ([`SourceStamp`]), else the item
+/// fails and no pixel data of another file is joined to this header.
 pub fn ensure_pixels(inst: &mut Instance, source: &Path) -> Result<(), ItemError> {
     if inst.pixels_loaded {
         return Ok(());
     }
-    let full = open_dicom(source, true)?;
-    if full.meta().transfer_syntax() != inst.obj.meta().transfer_syntax() {
+    let changed = || {
+        ItemError::failed(
+            "the input file changed since it was read (size, modification time or header bytes differ); its pixel data is not used",
+        )
+    };
+    let Some(was) = inst.source_stamp.as_ref() else {
         return Err(ItemError::failed(
-            "the input file changed while the run was going on",
+            "no record of the input file as it was read, so pixel data read back from it cannot be checked to belong to this instance; not read",
         ));
+    };
+    // The cheap checks first; the header bytes are hashed from the same read as the pixels.
+    let meta =
+        std::fs::metadata(source).map_err(|e| ItemError::context("cannot read the file", &e))?;
+    if meta.len() != was.size || meta.modified().ok() != was.modified {
+        return Err(changed());
+    }
+    let (full, now) = open_dicom_stamped(source, true)?;
+    if &now != was || full.meta().transfer_syntax() != inst.obj.meta().transfer_syntax() {
+        return Err(changed());
     }
     if let Some(px) = full.get(tags::PIXEL_DATA) {
         inst.obj.put(px.clone());
@@ -1372,6 +1518,88 @@ mod tests {
             exclude: None,
             with_pixels: true,
         }
+    }
+
+    /// Read `path` header-only, as a recipe does when a later stage (sort_series, encode_video)
+    /// reads the pixels back.
+    fn header_only(path: &Path) -> Instance {
+        let mut r = reader();
+        r.with_pixels = false;
+        let items = r.process(Item::file(path.to_path_buf())).unwrap();
+        let (_, inst) = items.into_iter().next().unwrap().into_instance().unwrap();
+        assert!(!inst.pixels_loaded && inst.obj.get(tags::PIXEL_DATA).is_none());
+        inst
+    }
+
+    fn mtime(path: &Path) -> std::time::SystemTime {
+        std::fs::metadata(path).unwrap().modified().unwrap()
+    }
+
+    fn set_mtime(path: &Path, t: std::time::SystemTime) {
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    }
+
+    #[test]
+    fn pixels_are_not_read_back_from_an_input_file_that_changed_since_it_was_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("in.dcm");
+        let file = |name: &[u8], px: &[u8]| {
+            let mut tail = el(0x10, 0x10, b"PN", name);
+            tail.extend(el(0x7FE0, 0x10, b"OB", px));
+            small_file(&tail)
+        };
+        let original = file(b"Doe^John", &[1, 2, 3, 4]);
+        std::fs::write(&p, &original).unwrap();
+        let read_at = mtime(&p);
+
+        // Unchanged: the pixels are read back.
+        let mut inst = header_only(&p);
+        ensure_pixels(&mut inst, &p).unwrap();
+        assert!(inst.pixels_loaded && inst.obj.get(tags::PIXEL_DATA).is_some());
+
+        // Another file of the same size and transfer syntax, its modification time put back:
+        // the header fingerprint tells them apart.
+        let mut inst = header_only(&p);
+        let other = file(b"Roe^Jane", &[1, 2, 3, 4]);
+        assert_eq!(other.len(), original.len());
+        std::fs::write(&p, &other).unwrap();
+        set_mtime(&p, read_at);
+        let e = ensure_pixels(&mut inst, &p).unwrap_err();
+        assert!(
+            e.reason()
+                .contains("the input file changed since it was read"),
+            "{e}"
+        );
+        assert!(!inst.pixels_loaded && inst.obj.get(tags::PIXEL_DATA).is_none());
+
+        // The same header with other pixels, written later: the modification time tells.
+        std::fs::write(&p, &original).unwrap();
+        set_mtime(&p, read_at);
+        let mut inst = header_only(&p);
+        std::fs::write(&p, file(b"Doe^John", &[9, 9, 9, 9])).unwrap();
+        set_mtime(&p, read_at + std::time::Duration::from_secs(2));
+        let e = ensure_pixels(&mut inst, &p).unwrap_err();
+        assert!(
+            e.reason()
+                .contains("the input file changed since it was read"),
+            "{e}"
+        );
+
+        // Another size.
+        std::fs::write(&p, &original).unwrap();
+        let mut inst = header_only(&p);
+        std::fs::write(&p, file(b"Doe^John", &[1, 2, 3, 4, 5, 6])).unwrap();
+        let e = ensure_pixels(&mut inst, &p).unwrap_err();
+        assert!(
+            e.reason()
+                .contains("the input file changed since it was read"),
+            "{e}"
+        );
     }
 
     #[test]
