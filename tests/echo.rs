@@ -348,3 +348,16 @@ fn echo_reasons_name_attributes_never_values() {
         }
     }
 }
+
+#[test]
+fn clip_recipes_export_nothing_of_an_instance_whose_kept_text_names_the_patient() {
+    // `run` asserts that nothing planted is in any written file. cine-mp4 takes multi-frame
+    // instances only, so the single-frame fixtures go no further than its filter.
+    run("recipes/cine-mp4.yaml", &["--set", "format=gif"]);
+    let r = run("recipes/series-mp4.yaml", &["--set", "format=gif"]);
+    assert!(
+        r.reasons.iter().any(|x| x.contains("identifier echo")),
+        "{:?}",
+        r.reasons
+    );
+}
