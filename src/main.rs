@@ -339,6 +339,24 @@ fn check_folders(inputs: &[PathBuf], output: &Path) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// The bytes of an environment variable's value as the system holds them: never a lossy
+/// conversion (two secrets differing only in bytes that are not UTF-8 would become one key).
+#[cfg(unix)]
+fn env_bytes(v: &std::ffi::OsStr) -> Result<Vec<u8>, String> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(v.as_bytes().to_vec())
+}
+
+/// The value of an environment variable as UTF-8, refused when it is not (elsewhere than Unix
+/// the system's bytes are not the user's bytes; use --secret-file for a binary secret).
+#[cfg(not(unix))]
+fn env_bytes(v: &std::ffi::OsStr) -> Result<Vec<u8>, String> {
+    v.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| {
+        "DCMFLOW_SECRET is not valid Unicode; put the secret in a file and pass --secret-file FILE"
+            .to_string()
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_command(
     recipe: &Path,
@@ -363,8 +381,7 @@ fn run_command(
     let secret = match (&secret_file, std::env::var_os("DCMFLOW_SECRET")) {
         (Some(f), _) => Some((Secret::from_file(f).map_err(|e| e.to_string())?, "file")),
         (None, Some(v)) => Some((
-            Secret::from_bytes(v.to_string_lossy().as_bytes(), "DCMFLOW_SECRET")
-                .map_err(|e| e.to_string())?,
+            Secret::from_bytes(&env_bytes(&v)?, "DCMFLOW_SECRET").map_err(|e| e.to_string())?,
             "env",
         )),
         (None, None) => None,
