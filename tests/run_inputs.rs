@@ -81,3 +81,117 @@ fn two_non_utf8_secrets_that_differ_only_in_their_invalid_bytes_give_different_p
         "0xFF and 0xFE would both become U+FFFD in a lossy conversion; as bytes they differ"
     );
 }
+
+/// An input folder named like a patient, holding a file that fails (cut short), one that is
+/// quarantined (burned-in annotation, no mask rule) and one that is not DICOM.
+fn patient_folder(root: &Path) -> std::path::PathBuf {
+    let folder = root.join("in").join("DOE^JANE 1961-02-03");
+    std::fs::create_dir_all(&folder).unwrap();
+    let ct = small_ct(
+        "P1",
+        "1.2.826.0.1.3680043.10.7",
+        "1.2.826.0.1.3680043.10.7.1",
+        "1.2.826.0.1.3680043.10.7.1.1",
+        1,
+    );
+    std::fs::write(folder.join("cut.dcm"), &ct[..ct.len() / 2]).unwrap();
+    let plain = root.join("plain.dcm");
+    std::fs::write(&plain, &ct).unwrap();
+    let mut obj = dicom_object::open_file(&plain).unwrap();
+    obj.put(dicom_core::DataElement::new(
+        dicom_dictionary_std::tags::BURNED_IN_ANNOTATION,
+        dicom_core::VR::CS,
+        dicom_core::PrimitiveValue::from("YES"),
+    ));
+    obj.put(dicom_core::DataElement::new(
+        dicom_dictionary_std::tags::SOP_INSTANCE_UID,
+        dicom_core::VR::UI,
+        dicom_core::PrimitiveValue::from("1.2.826.0.1.3680043.10.7.1.2"),
+    ));
+    obj.write_to_file(folder.join("burned.dcm")).unwrap();
+    std::fs::write(folder.join("notes.txt"), "not DICOM").unwrap();
+    folder
+}
+
+#[test]
+fn run_json_names_inputs_by_a_keyed_hash_unless_plain_paths_are_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = patient_folder(dir.path());
+    for (recipe, secret) in [
+        ("recipes/deid-safe-harbor.yaml", Some(TEST_SECRET)),
+        ("recipes/copy.yaml", None),
+    ] {
+        let name = Path::new(recipe).file_stem().unwrap().to_str().unwrap();
+        let env: Vec<(&str, &str)> = secret.map(|s| ("DCMFLOW_SECRET", s)).into_iter().collect();
+        for (mode, extra) in [
+            ("hashed", &[][..]),
+            ("plain", &["--report-paths", "plain"][..]),
+        ] {
+            let out = dir.path().join(format!("{name}-{mode}"));
+            let mut args = run_args(recipe, &folder, &out, &["--quiet"]);
+            args.extend_from_slice(extra);
+            let o = dcmflow_with_env(&args, &env);
+            assert_eq!(o.status.code(), Some(1), "{recipe} {mode}: {}", text(&o));
+            let bytes = std::fs::read(out.join("run.json")).unwrap();
+            let json = String::from_utf8_lossy(&bytes);
+            let report = run_report(&out);
+            let problems = report["problems"].as_array().unwrap();
+            assert!(
+                problems.iter().any(|p| p["outcome"] == "failed"),
+                "{recipe}: {problems:?}"
+            );
+            if recipe.contains("deid") {
+                assert!(
+                    problems.iter().any(|p| p["outcome"] == "quarantined"),
+                    "{recipe}: {problems:?}"
+                );
+            }
+            assert!(!report["skipped"].as_array().unwrap().is_empty());
+            if mode == "hashed" {
+                assert!(
+                    !json.contains("DOE") && !json.contains("1961"),
+                    "{recipe}: run.json names the patient's folder: {json}"
+                );
+                assert_eq!(report["report_paths"], "hashed", "{json}");
+                for p in problems.iter().chain(report["skipped"].as_array().unwrap()) {
+                    let key = p["input"].as_str().unwrap();
+                    assert_eq!(key.len(), 64, "{key}");
+                    assert!(key.bytes().all(|b| b.is_ascii_hexdigit()), "{key}");
+                }
+            } else {
+                assert!(
+                    json.contains("DOE^JANE 1961-02-03"),
+                    "{recipe}: plain paths asked for: {json}"
+                );
+                assert!(problems
+                    .iter()
+                    .any(|p| p["input"].as_str().unwrap().ends_with("/cut.dcm")));
+                assert_eq!(report["report_paths"], "plain", "{json}");
+            }
+        }
+    }
+}
+
+#[test]
+fn with_a_secret_run_json_and_the_journal_name_an_input_by_the_same_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = patient_folder(dir.path());
+    let out = dir.path().join("out");
+    let o = run_with_test_secret("recipes/deid-safe-harbor.yaml", &folder, &out, &["--quiet"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let report = run_report(&out);
+    let journal = std::fs::read_to_string(out.join(".dcmflow-journal")).unwrap();
+    let keys: Vec<String> = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["line"] == "input")
+        .map(|v| v["input"].as_str().unwrap().to_string())
+        .collect();
+    for p in report["problems"].as_array().unwrap() {
+        let key = p["input"].as_str().unwrap();
+        assert!(
+            keys.iter().any(|k| k == key),
+            "{key} is not in the journal: {keys:?}"
+        );
+    }
+}
