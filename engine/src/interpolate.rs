@@ -487,4 +487,82 @@ mod tests {
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].message.contains("not inside a value"));
     }
+
+    #[test]
+    fn mutated_shipped_recipes_parse_or_fail_with_diagnostics_inside_the_text_never_a_panic() {
+        let recipes = [
+            include_str!("../../recipes/deid-longitudinal.yaml"),
+            include_str!("../../recipes/stills.yaml"),
+            include_str!("../../recipes/series-mp4.yaml"),
+        ];
+        let pieces = [
+            "${",
+            "}",
+            "${layout}",
+            "\"",
+            "'",
+            "\n",
+            "|\n",
+            ">-\n",
+            "#",
+            ": ",
+            "[",
+            "]",
+            "{",
+            "\\",
+            "  ",
+            "$_",
+            "é",
+        ];
+        let sets = [("layout".to_string(), "a\"\n  b: '#\\".to_string())];
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for round in 0..500 {
+            let mut text = recipes[round % recipes.len()].to_string();
+            for _ in 0..1 + next(4) {
+                let mut at = next(text.len() + 1);
+                while !text.is_char_boundary(at) {
+                    at -= 1;
+                }
+                let piece = pieces[next(pieces.len())];
+                if next(3) == 0 {
+                    let mut end = (at + 1 + next(8)).min(text.len());
+                    while !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    text.replace_range(at..end, piece);
+                } else {
+                    text.insert_str(at, piece);
+                }
+            }
+            let lines = text.lines().count() as u64 + 1;
+            match crate::recipe::Recipe::parse("m.yaml", text.clone(), &sets) {
+                Ok(r) => {
+                    assert_eq!(
+                        r.source.text.lines().count(),
+                        text.lines().count(),
+                        "{text}"
+                    );
+                    for (i, st) in r.stages.iter().enumerate() {
+                        assert!(st.kind_pos.0 <= lines && st.with_pos.0 <= lines);
+                        if let Err(e) = crate::recipe::parse_with::<serde_json::Value>(&r.source, i)
+                        {
+                            let d = r.source.diag_from_yaml(&e, None);
+                            assert!(d.line <= lines, "{d}\n{text}");
+                        }
+                    }
+                }
+                Err(d) => {
+                    for d in &d.0 {
+                        assert!(d.line <= lines, "{d}\n{text}");
+                    }
+                }
+            }
+        }
+    }
 }
