@@ -318,7 +318,7 @@ pub(crate) fn substitute(
             while end > start && raw.as_bytes()[end - 1].is_ascii_whitespace() {
                 end -= 1;
             }
-            match block_indicator(raw, start) {
+            match block_indicator(raw, start).filter(|&i| i >= at) {
                 Some(i) => start = i,
                 None => {
                     problems.push(Problem {
