@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use dcmflow_engine::recipe::Recipe;
+use dcmflow_engine::report::ReportPaths;
 use dcmflow_engine::runtime::{run, RunOptions};
 use dcmflow_engine::{docs, Plan, Secret};
 
@@ -29,6 +30,16 @@ struct Cli {
 enum GraphFormat {
     Dot,
     Mermaid,
+}
+
+/// How `run.json` names inputs.
+#[derive(Clone, Copy, ValueEnum)]
+enum ReportPathsArg {
+    /// A keyed hash of each path (HMAC-SHA256 with the project secret, as in the journal; with
+    /// a one-run random key when there is no secret).
+    Hashed,
+    /// Each path as found (for reports that stay with the inputs).
+    Plain,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -129,6 +140,14 @@ enum Command {
         /// from the journal's run.
         #[arg(long)]
         resume: bool,
+        /// How run.json names inputs (failed, quarantined and skipped ones, and --input): by a
+        /// keyed hash of the path (HMAC-SHA256 with the project secret, the names
+        /// OUT/.dcmflow-journal uses; without a secret, with a random key made for this run
+        /// only), since run.json leaves with the outputs and folder names often carry patient
+        /// names; or plain paths, for a report that stays with the inputs. Messages on standard
+        /// error name files by path either way.
+        #[arg(long, value_enum, default_value = "hashed", value_name = "MODE")]
+        report_paths: ReportPathsArg,
     },
 }
 
@@ -285,6 +304,7 @@ fn main() -> ExitCode {
             secret_file,
             dry_run,
             resume,
+            report_paths,
         } => match run_command(
             &recipe,
             inputs,
@@ -296,6 +316,7 @@ fn main() -> ExitCode {
             secret_file,
             dry_run,
             resume,
+            report_paths,
         ) {
             Ok(code) => code,
             Err(e) => {
@@ -339,6 +360,24 @@ fn check_folders(inputs: &[PathBuf], output: &Path) -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// The bytes of an environment variable's value as the system holds them: never a lossy
+/// conversion (two secrets differing only in bytes that are not UTF-8 would become one key).
+#[cfg(unix)]
+fn env_bytes(v: &std::ffi::OsStr) -> Result<Vec<u8>, String> {
+    use std::os::unix::ffi::OsStrExt;
+    Ok(v.as_bytes().to_vec())
+}
+
+/// The value of an environment variable as UTF-8, refused when it is not (elsewhere than Unix
+/// the system's bytes are not the user's bytes; use --secret-file for a binary secret).
+#[cfg(not(unix))]
+fn env_bytes(v: &std::ffi::OsStr) -> Result<Vec<u8>, String> {
+    v.to_str().map(|s| s.as_bytes().to_vec()).ok_or_else(|| {
+        "DCMFLOW_SECRET is not valid Unicode; put the secret in a file and pass --secret-file FILE"
+            .to_string()
+    })
+}
+
 #[allow(clippy::too_many_arguments)]
 fn run_command(
     recipe: &Path,
@@ -351,6 +390,7 @@ fn run_command(
     secret_file: Option<PathBuf>,
     dry_run: bool,
     resume: bool,
+    report_paths: ReportPathsArg,
 ) -> Result<ExitCode, String> {
     let plan = load_plan(recipe, sets)?;
     let output_abs = if dry_run {
@@ -363,8 +403,7 @@ fn run_command(
     let secret = match (&secret_file, std::env::var_os("DCMFLOW_SECRET")) {
         (Some(f), _) => Some((Secret::from_file(f).map_err(|e| e.to_string())?, "file")),
         (None, Some(v)) => Some((
-            Secret::from_bytes(v.to_string_lossy().as_bytes(), "DCMFLOW_SECRET")
-                .map_err(|e| e.to_string())?,
+            Secret::from_bytes(&env_bytes(&v)?, "DCMFLOW_SECRET").map_err(|e| e.to_string())?,
             "env",
         )),
         (None, None) => None,
@@ -397,6 +436,10 @@ fn run_command(
     opts.quiet = quiet;
     opts.dry_run = dry_run;
     opts.resume = resume;
+    opts.report_paths = match report_paths {
+        ReportPathsArg::Hashed => ReportPaths::Hashed,
+        ReportPathsArg::Plain => ReportPaths::Plain,
+    };
 
     let cancel: Arc<AtomicBool> = opts.cancel.clone();
     let _ = ctrlc::set_handler(move || {

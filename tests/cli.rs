@@ -66,6 +66,9 @@ fn copy_recipe_over_the_corpus_writes_every_readable_file_and_leaves_the_corpus_
         "--output",
         out.to_str().unwrap(),
         "--quiet",
+        // The checks below read the paths of the inputs listed.
+        "--report-paths",
+        "plain",
     ]);
     assert_eq!(
         o.status.code(),

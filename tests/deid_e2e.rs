@@ -606,7 +606,12 @@ fn corpus_through_both_deid_recipes_accounts_for_every_file_and_leaks_no_patient
             recipe,
             &corpus,
             &out,
-            &["--set", &format!("linkage={}", s(&link))],
+            &[
+                "--set",
+                &format!("linkage={}", s(&link)),
+                "--report-paths",
+                "plain",
+            ],
         );
         assert_eq!(o.status.code(), Some(1), "broken files: {}", text(&o));
         let r = report(&out);

@@ -307,6 +307,8 @@ fn sequences_nested_5000_deep_are_refused_and_the_run_goes_on() {
         "--output",
         out.to_str().unwrap(),
         "--quiet",
+        "--report-paths",
+        "plain",
     ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let report = run_report(&out);
@@ -611,6 +613,9 @@ fn run_recipe(
         "--output",
         out.to_str().unwrap(),
         "--quiet",
+        // reason_for finds inputs by file name.
+        "--report-paths",
+        "plain",
     ]);
     assert!(out.join("run.json").is_file(), "{}", text(&o));
     (o.status.code(), run_report(out))
@@ -988,7 +993,12 @@ fn files_claiming_gigabytes_are_refused_and_the_run_stays_under_64_mib() {
     assert!(crashers >= 4, "{crashers} saved fuzz finds");
     for recipe in ["recipes/deid-safe-harbor.yaml", "recipes/stills.yaml"] {
         let out = dir.path().join(format!("out-{}", recipe.len()));
-        let o = run_with_test_secret(recipe, &input, &out, &["--quiet", "--threads", "1"]);
+        let o = run_with_test_secret(
+            recipe,
+            &input,
+            &out,
+            &["--quiet", "--threads", "1", "--report-paths", "plain"],
+        );
         assert_eq!(o.status.code(), Some(1), "{}", text(&o));
         let report = run_report(&out);
         for (name, _) in &files {

@@ -208,6 +208,9 @@ fn run_recipe(recipe: &str, input: &Path, out: &Path, sets: &[String]) -> Output
         "--output",
         out.to_str().unwrap(),
         "--quiet",
+        // Checks name the inputs listed in run.json by path.
+        "--report-paths",
+        "plain",
     ];
     for s in sets {
         args.push("--set");

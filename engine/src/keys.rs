@@ -133,4 +133,16 @@ mod tests {
         assert_ne!(a.mac("uid", b"1.2.3"), b.mac("uid", b"1.2.3"));
         assert_ne!(a.mac("uid", b"1.2.3"), a.mac("pid", b"1.2.3"));
     }
+
+    #[test]
+    fn a_secret_file_is_taken_as_its_bytes_not_as_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let tail = b"-the-same-long-project-secret-text";
+        let mac = |first: u8| {
+            let path = dir.path().join(format!("secret-{first:02x}"));
+            std::fs::write(&path, [&[first][..], tail].concat()).unwrap();
+            Secret::from_file(&path).unwrap().mac("test", b"x")
+        };
+        assert_ne!(mac(0xFF), mac(0xFE));
+    }
 }

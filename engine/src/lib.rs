@@ -8,6 +8,7 @@
 
 pub mod diagnostic;
 pub mod docs;
+pub mod interpolate;
 pub mod item;
 pub mod journal;
 pub mod keys;

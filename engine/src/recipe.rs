@@ -1,7 +1,8 @@
 //! The recipe format, version 1: parse the envelope strictly with serde-saphyr, resolve typed
-//! params (defaults, `--set`), substitute `${param}` references, and hand each stage's `with` to
-//! its kind's typed parser. Every problem becomes a [`Diagnostic`] with line and column; as many
-//! as can be found are reported together.
+//! params (defaults, `--set`), substitute `${param}` references at the value level (a value is
+//! always part of the one scalar that referred to it, see [`crate::interpolate`]), and hand each
+//! stage's `with` to its kind's typed parser. Every problem becomes a [`Diagnostic`] with line and
+//! column in the recipe as written; as many as can be found are reported together.
 //!
 //! ```yaml
 //! version: 1
@@ -29,6 +30,7 @@ use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
 
 use crate::diagnostic::{did_you_mean, humanize_serde_message, Diagnostic, Diagnostics};
+use crate::interpolate::{self, OffsetMap};
 
 /// The recipe format versions this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -40,8 +42,11 @@ pub struct Source {
     pub file: String,
     /// The text as written.
     pub raw: String,
-    /// The text with `${param}` references substituted (same line structure as `raw`).
+    /// The text with `${param}` references substituted (same line structure as `raw`; each
+    /// scalar that held a reference rewritten as one scalar with the value in it).
     pub text: String,
+    /// Takes positions in `text` back to `raw`.
+    pub map: OffsetMap,
 }
 
 impl Source {
@@ -62,7 +67,7 @@ impl Source {
         }
     }
 
-    /// A diagnostic from a serde-saphyr error.
+    /// A diagnostic from a serde-saphyr error in `text`, placed in `raw`.
     pub fn diag_from_yaml(
         &self,
         err: &serde_saphyr::Error,
@@ -70,9 +75,14 @@ impl Source {
     ) -> Diagnostic {
         let (line, column) = err
             .location()
-            .map(|l| (l.line(), l.column()))
+            .map(|l| self.raw_position(l.line(), l.column()))
             .unwrap_or((0, 0));
         self.diag(line, column, stage, yaml_message(err))
+    }
+
+    /// Where a 1-based (line, column) of `text` is in `raw`.
+    pub fn raw_position(&self, line: u64, column: u64) -> (u64, u64) {
+        self.map.to_raw(&self.raw, &self.text, line, column)
     }
 }
 
@@ -217,19 +227,13 @@ pub enum ParamValue {
 }
 
 impl ParamValue {
-    fn yaml(&self) -> String {
+    /// The value as text (what it contributes inside a longer value).
+    pub(crate) fn raw(&self) -> String {
         match self {
-            ParamValue::Str(s) => serde_json::to_string(s).unwrap_or_default(),
+            ParamValue::Str(s) => s.clone(),
             ParamValue::Int(i) => i.to_string(),
             ParamValue::Float(f) => f.to_string(),
             ParamValue::Bool(b) => b.to_string(),
-        }
-    }
-
-    fn raw(&self) -> String {
-        match self {
-            ParamValue::Str(s) => s.clone(),
-            other => other.yaml(),
         }
     }
 }
@@ -313,12 +317,13 @@ impl Recipe {
             file: file.to_string(),
             text: raw.clone(),
             raw,
+            map: OffsetMap::default(),
         };
         let mut diags = Vec::new();
         // `${name}` is not valid inside YAML flow collections, so read the envelope with neutral
-        // placeholders (same lines, same names) before the params are known.
-        let placeholders = regex_free_placeholders(&source.raw);
-        let top: TopDoc = match serde_saphyr::from_str(&placeholders) {
+        // placeholders (same length, same lines, same names) before the params are known.
+        let placeholders = interpolate::placeholders(&source.raw);
+        let top: TopDoc = match serde_saphyr::from_str(&placeholders.text) {
             Ok(t) => t,
             Err(e) => return Err(Diagnostics(vec![source.diag_from_yaml(&e, None)])),
         };
@@ -335,7 +340,26 @@ impl Recipe {
         }
 
         let params = resolve_params(&source, &top.params, sets, &mut diags);
-        source.text = substitute(&source, &params, &mut diags);
+        let declared: Vec<&str> = top.params.keys().map(String::as_str).collect();
+        let (text, map, problems) =
+            interpolate::substitute(&source.raw, &placeholders, &params, &declared);
+        source.text = text;
+        source.map = map;
+        let raw_lines: Vec<usize> = std::iter::once(0)
+            .chain(source.raw.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        for p in problems {
+            let (line, column) = interpolate::line_col(&source.raw, &raw_lines, p.offset);
+            diags.push(source.diag(line, column, None, p.message));
+        }
+        // Name and description as substituted.
+        let (name, description) = match serde_saphyr::from_str::<TopDoc>(&source.text) {
+            Ok(t) => (t.name, t.description),
+            Err(e) => {
+                diags.push(source.diag_from_yaml(&e, None));
+                (None, None)
+            }
+        };
 
         let mut stages = Vec::new();
         for (index, spanned) in top.stages.value.iter().enumerate() {
@@ -358,15 +382,20 @@ impl Recipe {
                     inputs: s
                         .inputs
                         .iter()
-                        .map(|i| (i.value.clone(), i.referenced.line(), i.referenced.column()))
+                        .map(|i| {
+                            let (line, column) =
+                                source.raw_position(i.referenced.line(), i.referenced.column());
+                            (i.value.clone(), line, column)
+                        })
                         .collect(),
                     line: at.0,
                     column: at.1,
-                    kind_pos: (s.kind.referenced.line(), s.kind.referenced.column()),
+                    kind_pos: source
+                        .raw_position(s.kind.referenced.line(), s.kind.referenced.column()),
                     with_pos: s
                         .with
                         .as_ref()
-                        .map(|w| (w.referenced.line(), w.referenced.column()))
+                        .map(|w| source.raw_position(w.referenced.line(), w.referenced.column()))
                         .unwrap_or(at),
                     description: s.description,
                 }),
@@ -391,7 +420,7 @@ impl Recipe {
             return Err(d);
         }
         let sha256 = hex(&Sha256::digest(source.raw.as_bytes()));
-        let name = top.name.unwrap_or_else(|| {
+        let name = name.unwrap_or_else(|| {
             Path::new(&source.file)
                 .file_stem()
                 .map(|s| s.to_string_lossy().into_owned())
@@ -401,7 +430,7 @@ impl Recipe {
             source,
             sha256,
             name,
-            description: top.description.unwrap_or_default(),
+            description: description.unwrap_or_default(),
             params,
             stages,
         })
@@ -429,29 +458,6 @@ impl Recipe {
             })
             .collect()
     }
-}
-
-/// `${name}` replaced by `__param_name__` everywhere (a plain YAML scalar in any context).
-fn regex_free_placeholders(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    let mut rest = raw;
-    while let Some(start) = rest.find("${") {
-        let Some(end_rel) = rest[start..].find('}') else {
-            break;
-        };
-        let name = &rest[start + 2..start + end_rel];
-        out.push_str(&rest[..start]);
-        if name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            out.push_str("__param_");
-            out.push_str(name);
-            out.push_str("__");
-        } else {
-            out.push_str(&rest[start..=start + end_rel]);
-        }
-        rest = &rest[start + end_rel + 1..];
-    }
-    out.push_str(rest);
-    out
 }
 
 /// Lower-case hex of bytes.
@@ -595,58 +601,6 @@ fn param_from_json(ty: ParamType, v: &serde_json::Value) -> Result<ParamValue, S
         (ParamType::Bool, J::String(s)) => parse_param_text(ty, s),
         (ty, v) => Err(format!("{v} is not of type {ty:?}").to_lowercase()),
     }
-}
-
-/// Replace `${name}` references, line by line so positions of everything else stay put. A
-/// reference that is a whole YAML value gets a typed scalar; one inside longer text gets the
-/// value's text.
-fn substitute(source: &Source, params: &[Param], diags: &mut Vec<Diagnostic>) -> String {
-    let mut out = String::with_capacity(source.raw.len());
-    for (lineno, line) in source.raw.split_inclusive('\n').enumerate() {
-        let mut rest = line;
-        let mut col_base = 0usize;
-        let mut new_line = String::new();
-        while let Some(start) = rest.find("${") {
-            let Some(end_rel) = rest[start..].find('}') else {
-                break;
-            };
-            let end = start + end_rel;
-            let name = &rest[start + 2..end];
-            new_line.push_str(&rest[..start]);
-            let before = new_line.trim_end();
-            let after = rest[end + 1..].trim_start();
-            let whole = (before.ends_with(':')
-                || before.ends_with('-')
-                || before.ends_with('[')
-                || before.ends_with(','))
-                && (after.is_empty()
-                    || after.starts_with('#')
-                    || after.starts_with(',')
-                    || after.starts_with(']')
-                    || after.starts_with('}'));
-            match params.iter().find(|p| p.name == name) {
-                Some(p) => new_line.push_str(&if whole { p.value.yaml() } else { p.value.raw() }),
-                None => {
-                    let col = line[..col_base + start].chars().count() as u64 + 1;
-                    let hint = did_you_mean(name, params.iter().map(|p| p.name.as_str()))
-                        .map(|b| format!(", did you mean \"{b}\"?"))
-                        .unwrap_or_default();
-                    diags.push(source.diag(
-                        lineno as u64 + 1,
-                        col,
-                        None,
-                        format!("\"${{{name}}}\" refers to no declared param{hint}"),
-                    ));
-                    new_line.push_str(&rest[start..=end]);
-                }
-            }
-            col_base += end + 1;
-            rest = &rest[end + 1..];
-        }
-        new_line.push_str(rest);
-        out.push_str(&new_line);
-    }
-    out
 }
 
 thread_local! {
@@ -800,6 +754,123 @@ mod tests {
         assert!(e.to_string().contains("not a whole number"), "{e}");
         let e = Recipe::parse("r.yaml", R.into(), &[("qq".into(), "1".into())]).unwrap_err();
         assert!(e.to_string().contains("did you mean \"q\""), "{e}");
+    }
+
+    /// One `write` stage per way of writing a reference: double-quoted, inside a plain scalar,
+    /// the whole plain scalar, in a flow mapping, single-quoted, in a flow sequence.
+    const PATHS: &str = "version: 1\nparams:\n  layout:\n    type: path\n    default: x\nstages:\n  - id: quoted\n    type: write\n    with:\n      path: \"${layout}\"\n  - id: plain\n    type: write\n    with:\n      path: out/${layout}\n  - id: whole\n    type: write\n    with:\n      path: ${layout}\n  - id: flow\n    type: write\n    with: { path: \"${layout}\" }\n  - id: single\n    type: write\n    with:\n      path: '${layout}'\n  - id: list\n    type: write\n    with:\n      path: [\"${layout}\", ${layout}]\n";
+
+    #[derive(Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Write {
+        path: serde_json::Value,
+        #[serde(default)]
+        if_exists: Option<String>,
+    }
+
+    /// `path` of every stage of [`PATHS`] with `layout` set to `value`.
+    fn paths_with(value: &str) -> Vec<serde_json::Value> {
+        let r = Recipe::parse("r.yaml", PATHS.into(), &[("layout".into(), value.into())])
+            .unwrap_or_else(|e| panic!("{e}"));
+        (0..r.stages.len())
+            .map(|i| {
+                let w = parse_with::<Write>(&r.source, i).unwrap_or_else(|e| {
+                    panic!(
+                        "stage {}: {}",
+                        r.stages[i].id,
+                        r.source.diag_from_yaml(&e, None)
+                    )
+                });
+                assert_eq!(
+                    w.if_exists, None,
+                    "stage {}: a key was injected",
+                    r.stages[i].id
+                );
+                w.path
+            })
+            .collect()
+    }
+
+    fn expected_paths(value: &str) -> Vec<serde_json::Value> {
+        let s = |v: &str| serde_json::Value::String(v.to_string());
+        vec![
+            s(value),
+            s(&format!("out/{value}")),
+            s(value),
+            s(value),
+            s(value),
+            serde_json::json!([value, value]),
+        ]
+    }
+
+    #[test]
+    fn a_path_param_holding_quotes_a_newline_a_comment_and_a_key_stays_one_value_in_path() {
+        for value in [
+            "a\" \n      if_exists: overwrite\n# x: 'y' \\ z",
+            "a'\n      if_exists: overwrite",
+            "b\", if_exists: overwrite, x: \"",
+            "c #not a comment: {x}",
+            "d\r\n\t\u{7f}\u{85}\u{2028}\u{feff}é😀",
+            "",
+        ] {
+            assert_eq!(paths_with(value), expected_paths(value), "value {value:?}");
+        }
+    }
+
+    #[test]
+    fn a_windows_path_param_survives_unchanged() {
+        let value = r"C:\data\out\{x}\n\t\u0041";
+        assert_eq!(paths_with(value), expected_paths(value));
+    }
+
+    #[test]
+    fn positions_after_a_substituted_value_stay_where_they_are_in_the_recipe() {
+        let text = "version: 1\nparams:\n  layout: { type: path, default: x }\nstages:\n  - id: a\n    type: write\n    with: { path: \"${layout}\", if_exsts: skip }\n  - id: b\n    type: write\n    with:\n      path: \"${layout}\"\n      paht: y\n";
+        let value = "C:\\a\\much\\longer\\value\nwith: a newline # and more";
+        let r = Recipe::parse("r.yaml", text.into(), &[("layout".into(), value.into())])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r.source.text.lines().count(), text.lines().count());
+        let at = |i: usize| {
+            let e = parse_with::<Write>(&r.source, i).unwrap_err();
+            let d = r.source.diag_from_yaml(&e, None);
+            (d.line, d.column, d.message)
+        };
+        let (line, column, message) = at(0);
+        assert_eq!((line, column), (7, 32), "{message}");
+        assert!(message.contains("if_exsts"), "{message}");
+        let (line, column, message) = at(1);
+        assert_eq!((line, column), (12, 7), "{message}");
+        assert!(message.contains("paht"), "{message}");
+    }
+
+    #[test]
+    fn int_and_bool_params_stay_typed_in_flow_and_block_values() {
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Typed {
+            q: u8,
+            flag: bool,
+            inner: Inner,
+            quoted: String,
+        }
+        #[derive(Deserialize, Debug, PartialEq)]
+        #[serde(deny_unknown_fields)]
+        struct Inner {
+            q: u8,
+            flag: bool,
+        }
+        let text = "version: 1\nparams:\n  q: { type: int, default: 7 }\n  flag: { type: bool, default: true }\nstages:\n  - id: a\n    type: t\n    with:\n      q: ${q}\n      flag: ${flag}\n      inner: { q: ${q}, flag: ${flag} }\n      quoted: \"${q}\"\n";
+        let r = Recipe::parse("r.yaml", text.into(), &[]).unwrap_or_else(|e| panic!("{e}"));
+        let t: Typed = parse_with(&r.source, 0).unwrap();
+        assert_eq!(
+            t,
+            Typed {
+                q: 7,
+                flag: true,
+                inner: Inner { q: 7, flag: true },
+                quoted: "7".into()
+            }
+        );
     }
 
     #[test]

@@ -1,11 +1,69 @@
 //! The run report, `run.json` in the output folder: what ran (dcmflow version, recipe and its
 //! SHA-256, params with redactions), when, and what happened to every item. Reasons name tags
-//! and problems, never PHI values; the secret is never written.
+//! and problems, never PHI values; the secret is never written. Inputs are named by a keyed hash
+//! of their path unless plain paths are asked for ([`ReportPaths`]): the report leaves with the
+//! outputs, and folder names in a hospital often carry patient names.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
+
+use crate::journal;
+use crate::keys::Secret;
+
+/// How the report names inputs (`dcmflow run --report-paths`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReportPaths {
+    /// A keyed hash of the path, as the journal names it ([`journal::input_key`]): HMAC-SHA256
+    /// with the project secret, or, when the run has none, with a random key made for this run
+    /// and never kept (a plain hash of a short, guessable path could be confirmed by hashing
+    /// guesses).
+    #[default]
+    Hashed,
+    /// The path as found, for reports that stay where the inputs are.
+    Plain,
+}
+
+/// Names inputs in a report the way [`ReportPaths`] says.
+#[derive(Clone, Debug)]
+pub struct InputNames {
+    mode: ReportPaths,
+    key: Secret,
+}
+
+impl InputNames {
+    /// Names for a run with `secret` (None: a one-run key).
+    pub fn new(mode: ReportPaths, secret: Option<&Secret>) -> InputNames {
+        InputNames {
+            mode,
+            key: secret.cloned().unwrap_or_else(Secret::ephemeral),
+        }
+    }
+
+    /// The name of one input.
+    pub fn name(&self, path: &Path) -> String {
+        match self.mode {
+            ReportPaths::Hashed => journal::input_key(Some(&self.key), path),
+            ReportPaths::Plain => path.to_string_lossy().into_owned(),
+        }
+    }
+
+    /// The naming mode.
+    pub fn mode(&self) -> ReportPaths {
+        self.mode
+    }
+
+    /// What the hashes are keyed with, when inputs are hashed.
+    pub fn key_label(&self) -> Option<&'static str> {
+        match (self.mode, self.key.is_ephemeral()) {
+            (ReportPaths::Plain, _) => None,
+            (ReportPaths::Hashed, false) => Some("project secret"),
+            (ReportPaths::Hashed, true) => Some("one-run random key"),
+        }
+    }
+}
 
 /// Counts for one stage.
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -31,8 +89,9 @@ pub struct StageCounts {
 pub struct ItemProblem {
     /// The stage id.
     pub stage: String,
-    /// The input the item came from.
-    pub input: PathBuf,
+    /// The input the item came from: a keyed hash of its path (as in `.dcmflow-journal`), or
+    /// its path with `--report-paths plain` (see [`RunReport::report_paths`]).
+    pub input: String,
     /// failed, quarantined, skipped or dropped.
     pub outcome: String,
     /// Why (tags and problems, no values).
@@ -61,8 +120,16 @@ pub struct RunReport {
     pub params: BTreeMap<String, serde_json::Value>,
     /// Where the secret came from (never its value): env, file, ephemeral or none.
     pub secret_source: String,
-    /// Inputs as given.
-    pub inputs: Vec<PathBuf>,
+    /// How inputs are named here (in `inputs`, `problems` and `skipped`): `hashed` (HMAC-SHA256
+    /// of the path, see `input_hash_key`) or `plain` (paths).
+    pub report_paths: ReportPaths,
+    /// What the input hashes are keyed with: `project secret` (the same names as in
+    /// `.dcmflow-journal`) or `one-run random key` (no secret in use, or a one-run secret: the
+    /// names match nothing outside this report). Absent with plain paths.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input_hash_key: Option<String>,
+    /// Inputs as given, named as `report_paths` says.
+    pub inputs: Vec<String>,
     /// The output folder.
     pub output: PathBuf,
     /// Start, UTC.

@@ -18,7 +18,7 @@ use crate::journal::{self, Done, Fingerprint, JournalWriter, OutputFile};
 use crate::keys::Secret;
 use crate::plan::Plan;
 use crate::progress::Progress;
-use crate::report::{ItemProblem, RecipeInfo, RunReport, StageCounts};
+use crate::report::{InputNames, ItemProblem, RecipeInfo, ReportPaths, RunReport, StageCounts};
 use crate::stage::{BuildContext, ItemError, Mode, Runtime};
 
 /// How to run a plan.
@@ -47,6 +47,8 @@ pub struct RunOptions {
     /// Continue an earlier run into the same output folder: skip the inputs its journal records
     /// as complete (unchanged, outputs in place) and redo the rest.
     pub resume: bool,
+    /// How the report names inputs (default: a keyed hash of the path).
+    pub report_paths: ReportPaths,
 }
 
 impl RunOptions {
@@ -66,6 +68,7 @@ impl RunOptions {
             cancel: Arc::new(AtomicBool::new(false)),
             dry_run: false,
             resume: false,
+            report_paths: ReportPaths::Hashed,
         }
     }
 }
@@ -85,6 +88,8 @@ struct Shared {
     counters: Vec<Counters>,
     problems: Mutex<Vec<ItemProblem>>,
     skipped: Mutex<Vec<ItemProblem>>,
+    /// Names inputs in the report.
+    names: InputNames,
     outputs: AtomicU64,
     progress: Progress,
     cancel: Arc<AtomicBool>,
@@ -259,7 +264,7 @@ impl Shared {
         };
         let problem = ItemProblem {
             stage: self.ids[stage].clone(),
-            input: source.to_path_buf(),
+            input: self.names.name(source),
             outcome: err.outcome().to_string(),
             reason: err.reason(),
         };
@@ -516,6 +521,7 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         counters: (0..n).map(|_| Counters::default()).collect(),
         problems: Mutex::new(Vec::new()),
         skipped: Mutex::new(Vec::new()),
+        names: InputNames::new(opts.report_paths, opts.secret.as_ref()),
         outputs: AtomicU64::new(0),
         progress: Progress::new(&labels, opts.quiet),
         cancel: opts.cancel.clone(),
@@ -708,7 +714,9 @@ pub fn run(plan: &Plan, opts: &RunOptions) -> Result<RunReport, String> {
         },
         params: plan.recipe.report_params(),
         secret_source: opts.secret_source.clone(),
-        inputs: opts.inputs.clone(),
+        report_paths: shared.names.mode(),
+        input_hash_key: shared.names.key_label().map(str::to_string),
+        inputs: opts.inputs.iter().map(|i| shared.names.name(i)).collect(),
         output: opts.output_dir.clone(),
         started: crate::timefmt::rfc3339(started),
         finished: crate::timefmt::rfc3339(SystemTime::now()),

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use dcmflow_engine::plan::parse_config;
 use dcmflow_engine::recipe::Recipe;
+use dcmflow_engine::report::ReportPaths;
 use dcmflow_engine::runtime::{run, RunOptions};
 use dcmflow_engine::stage::schema_of;
 use dcmflow_engine::*;
@@ -211,13 +212,40 @@ fn backpressure_keeps_in_flight_items_bounded_by_channel_sizes() {
 }
 
 #[test]
+fn the_report_names_inputs_by_a_one_run_keyed_hash_when_no_secret_and_no_plain_paths() {
+    let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+    let p = plan(
+        "version: 1\nstages:\n  - {id: src, type: numbers, with: {count: 6}}\n  - {id: check, type: fail_odd, inputs: [src]}\n  - {id: sink, type: slow_sink, inputs: [check], with: {tag: h}}\n",
+    );
+    let names = |o: &RunOptions| {
+        let report = run(&p, o).unwrap();
+        assert_eq!(report.report_paths, ReportPaths::Hashed);
+        assert_eq!(report.input_hash_key.as_deref(), Some("one-run random key"));
+        let mut names: Vec<String> = report.problems.iter().map(|p| p.input.clone()).collect();
+        names.sort();
+        names
+    };
+    let first = names(&opts(2, 2));
+    assert_eq!(first.len(), 3);
+    for n in &first {
+        assert!(
+            n.len() == 64 && n.bytes().all(|b| b.is_ascii_hexdigit()),
+            "{n}"
+        );
+    }
+    assert_ne!(first, names(&opts(2, 2)), "each run has its own key");
+}
+
+#[test]
 fn failed_items_never_reach_downstream_and_the_run_goes_on() {
     let _g = LOCK.lock().unwrap_or_else(|p| p.into_inner());
     SEEN.lock().unwrap().clear();
     let p = plan(
         "version: 1\nstages:\n  - {id: src, type: numbers, with: {count: 20}}\n  - {id: check, type: fail_odd, inputs: [src]}\n  - {id: sink, type: slow_sink, inputs: [check], with: {tag: s}}\n",
     );
-    let report = run(&p, &opts(3, 2)).unwrap();
+    let mut o = opts(3, 2);
+    o.report_paths = ReportPaths::Plain;
+    let report = run(&p, &o).unwrap();
     let seen = SEEN.lock().unwrap().clone();
     assert_eq!(seen.len(), 10);
     assert!(
@@ -227,11 +255,7 @@ fn failed_items_never_reach_downstream_and_the_run_goes_on() {
     );
     assert_eq!(report.problems.len(), 10);
     assert!(report.problems.iter().all(|p| p.stage == "check"));
-    let seven = report
-        .problems
-        .iter()
-        .find(|p| p.input.as_os_str() == "7")
-        .unwrap();
+    let seven = report.problems.iter().find(|p| p.input == "7").unwrap();
     assert!(
         seven.reason.contains("internal error"),
         "a panic is isolated: {}",
