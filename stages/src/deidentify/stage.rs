@@ -26,35 +26,11 @@ pub enum BurnedInPolicy {
     Allow,
 }
 
-/// Modalities whose images commonly carry burned-in text.
-pub const TEXT_BEARING_MODALITIES: &[&str] = &["US", "SC", "XA", "RF", "ES", "OT"];
-
-/// Why an instance's pixels may carry burned-in text (tag names only), if they may.
+/// Why an instance's pixels may carry burned-in text (tag names only), if they may: the shared
+/// rule of [`crate::burned_in`].
 pub fn burned_in_reason(inst: &dcmflow_engine::Instance) -> Option<String> {
-    // Header-only reads stop before Pixel Data, so then assume it may be there.
-    let has_pixels = inst.obj.get(tags::PIXEL_DATA).is_some() || !inst.pixels_loaded;
-    if !has_pixels {
-        return None;
-    }
-    if inst
-        .str_of(tags::BURNED_IN_ANNOTATION)
-        .is_some_and(|v| v.eq_ignore_ascii_case("YES"))
-    {
-        return Some(
-            "BurnedInAnnotation (0028,0301) is YES and no mask_regions rule masked the pixels"
-                .into(),
-        );
-    }
-    let modality = inst
-        .str_of(tags::MODALITY)
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    if TEXT_BEARING_MODALITIES.contains(&modality.as_str()) {
-        return Some(format!(
-            "Modality (0008,0060) {modality} commonly carries burned-in text and no mask_regions rule masked the pixels"
-        ));
-    }
-    None
+    crate::burned_in::carrier_reason(inst)
+        .map(|why| format!("{why}, and no mask_regions rule masked the pixels"))
 }
 
 /// The `deidentify` stage's config is the de-identification options.
