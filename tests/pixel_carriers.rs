@@ -274,3 +274,104 @@ fn verify_flags_an_unmasked_dose_screen_that_burned_in_allow_let_through() {
         "{report:#}"
     );
 }
+/// A single-frame ultrasound image without SequenceOfUltrasoundRegions.
+fn ultrasound(sop: &str) -> Vec<u8> {
+    fixture(uids::ULTRASOUND_IMAGE_STORAGE, "US", 1, vec![], sop)
+}
+
+fn rule_file(dir: &Path, yaml: &str) -> String {
+    let p = write(dir, "mask-rules.yaml", yaml.as_bytes());
+    format!("mask_rules={}", p.display())
+}
+
+#[test]
+fn a_site_rule_with_no_rectangles_passes_an_ultrasound_without_claiming_clean_pixel_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write(
+        &input,
+        "us.dcm",
+        &ultrasound("1.2.826.0.1.3680043.10.543.79.1"),
+    );
+    let rules = rule_file(
+        dir.path(),
+        "- name: Our US carts draw no text\n  when: { Modality: US }\n  rects: []\n",
+    );
+    let out = dir.path().join("out");
+    let o = run("recipes/deid-safe-harbor.yaml", &input, &out, &[rules]);
+    assert_eq!(o.status.code(), Some(0), "the site vouched: {}", text(&o));
+    let written = outputs(&out);
+    assert_eq!(written.len(), 1, "{written:?}");
+    let obj = dicom_object::open_file(&written[0]).unwrap();
+    assert!(
+        !method_codes(&obj).iter().any(|c| c == "113101"),
+        "no Clean Pixel Data claim: {:?}",
+        method_codes(&obj)
+    );
+    assert_ne!(
+        str_of(&obj, tags::BURNED_IN_ANNOTATION).as_deref(),
+        Some("NO"),
+        "BurnedInAnnotation is not set to NO by a declaration"
+    );
+    assert!(
+        str_of(&obj, tags::DEIDENTIFICATION_METHOD)
+            .unwrap_or_default()
+            .contains("Pixels not masked: site rule declares no burned-in text"),
+        "the file says nothing was masked"
+    );
+    let report = run_report(&out);
+    assert_eq!(
+        report["summaries"]["mask"]["declared_no_text"]["Our US carts draw no text"], 1,
+        "{:#}",
+        report["summaries"]
+    );
+    assert!(report["summaries"]["mask"].get("masked").is_none());
+
+    // verify takes the site's word (the file records it), and the review sheet says which it is.
+    let json = dir.path().join("findings.json");
+    let sheet = dir.path().join("review.html");
+    let o = dcmflow(&[
+        "verify",
+        "--output",
+        out.to_str().unwrap(),
+        "--json",
+        json.to_str().unwrap(),
+        "--report",
+        sheet.to_str().unwrap(),
+    ]);
+    let findings: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert!(
+        !findings.to_string().contains("burned-in"),
+        "{}: {findings:#}",
+        text(&o)
+    );
+    let html = std::fs::read_to_string(&sheet).unwrap();
+    assert!(
+        html.contains("a site mask rule declares that this device draws no text"),
+        "review sheet note"
+    );
+    assert!(!html.contains("Clean Pixel Data (113101) recorded"));
+}
+
+#[test]
+fn a_mask_rule_whose_rectangles_miss_the_image_does_not_mark_it_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    write(
+        &input,
+        "us.dcm",
+        &ultrasound("1.2.826.0.1.3680043.10.543.79.2"),
+    );
+    let rules = rule_file(
+        dir.path(),
+        "- name: band of a bigger screen\n  when: { Modality: US }\n  rects: [{ x: 600, y: 400, width: 40, height: 20 }]\n",
+    );
+    let out = dir.path().join("out");
+    let o = run("recipes/deid-safe-harbor.yaml", &input, &out, &[rules]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(outputs(&out).is_empty(), "{:?}", outputs(&out));
+    let ps = problems(&out);
+    assert_eq!(ps.len(), 1, "{ps:?}");
+    assert_eq!(ps[0].1, "quarantined", "{ps:?}");
+}

@@ -20,7 +20,7 @@ pub mod stage;
 pub mod timefmt;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use item::{Frame, FrameData, Frames, Instance, Item, ItemKind, Payload, Series};
+pub use item::{Frame, FrameData, Frames, Instance, Item, ItemKind, Payload, PixelMark, Series};
 pub use journal::Leftovers;
 pub use keys::Secret;
 pub use plan::Plan;

@@ -174,10 +174,12 @@ pub fn carrier_reason(ds: &dyn PixelFacts) -> Option<String> {
     }
     if let Some(conversion) = upper(tags::CONVERSION_TYPE).first() {
         // Defined terms only (PS3.3 C.8.6.1); anything else is named by the attribute alone.
-        let term = ["DV", "DI", "DF", "WSD", "SD", "SI", "DRW", "SYN"]
-            .contains(&conversion.as_str())
-            .then(|| format!(" {conversion}"))
-            .unwrap_or_default();
+        let defined = ["DV", "DI", "DF", "WSD", "SD", "SI", "DRW", "SYN"];
+        let term = if defined.contains(&conversion.as_str()) {
+            format!(" {conversion}")
+        } else {
+            String::new()
+        };
         why.push(format!(
             "ConversionType (0008,0064){term} marks a secondary capture"
         ));

@@ -132,7 +132,11 @@ impl ItemWorker for Deidentify {
                 "EncapsulatedDocument (0042,0011): the embedded document cannot be de-identified",
             ));
         }
-        if self.burned_in == BurnedInPolicy::Quarantine && inst.masked_by.is_empty() {
+        // Masked, or declared free of text by a site rule: the site answers for the pixels.
+        if self.burned_in == BurnedInPolicy::Quarantine
+            && !inst.is_masked()
+            && !inst.declared_no_text()
+        {
             if let Some(reason) = burned_in_reason(&inst) {
                 return Err(ItemError::quarantine(reason));
             }
@@ -160,8 +164,11 @@ impl ItemWorker for Deidentify {
                     .or_default() += 1;
             }
         }
-        if !inst.masked_by.is_empty() {
+        if inst.is_masked() {
             super::add_clean_pixel_mark(&mut inst.obj);
+        } else if inst.declared_no_text() {
+            // Not Clean Pixel Data: say in DeidentificationMethod that nothing was masked.
+            add_method_text(&mut inst.obj, crate::burned_in::DECLARED_NO_TEXT_METHOD);
         }
         inst.deidentified_by.push(self.id.clone());
         Ok(vec![Item::of_instance(source, inst)])
@@ -170,6 +177,20 @@ impl ItemWorker for Deidentify {
     fn summary(&self) -> Option<serde_json::Value> {
         crate::walk::counts_summary(&self.counts, "actions_per_attribute")
     }
+}
+
+/// Add a value to DeidentificationMethod (0012,0063), once.
+fn add_method_text(obj: &mut dicom_object::InMemDicomObject, text: &str) {
+    let mut values = crate::attr::values_of(obj, tags::DEIDENTIFICATION_METHOD).unwrap_or_default();
+    values.retain(|v| !v.is_empty());
+    if !values.iter().any(|v| v == text) {
+        values.push(text.to_string());
+    }
+    obj.put(dicom_core::DataElement::new(
+        tags::DEIDENTIFICATION_METHOD,
+        dicom_core::VR::LO,
+        dicom_core::PrimitiveValue::Strs(values.into_iter().collect()),
+    ));
 }
 
 /// Linkage files: `uid_map.csv` and `patient_map.csv` with columns id_old,id_new. Entries already
