@@ -29,8 +29,9 @@ pub enum BurnedInPolicy {
 /// Why an instance's pixels may carry burned-in text (tag names only), if they may: the shared
 /// rule of [`crate::burned_in`].
 pub fn burned_in_reason(inst: &dcmflow_engine::Instance) -> Option<String> {
-    crate::burned_in::carrier_reason(inst)
-        .map(|why| format!("{why}, and no mask_regions rule masked the pixels"))
+    crate::burned_in::carrier_reason(inst).map(|why| {
+        format!("{why}, and no mask_regions rule masked the pixels or declared them free of text")
+    })
 }
 
 /// The `deidentify` stage's config is the de-identification options.
