@@ -13,8 +13,20 @@ use std::time::{Duration, Instant};
 
 const JOURNAL: &str = ".dcmflow-journal";
 
+/// `--set mask_rules=...` for the sample studies: their derived MR images count as possible
+/// carriers of burned-in text, and the rule file declares them free of it.
+fn sample_rules() -> String {
+    format!(
+        "mask_rules={}",
+        root().join("tests/data/sample-mask-rules.yaml").display()
+    )
+}
+
 fn deid(input: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
-    run_with_test_secret("recipes/deid-longitudinal.yaml", input, out, extra)
+    let rules = sample_rules();
+    let mut extra = extra.to_vec();
+    extra.extend(["--set", rules.as_str()]);
+    run_with_test_secret("recipes/deid-longitudinal.yaml", input, out, &extra)
 }
 
 fn report(out: &Path) -> serde_json::Value {
@@ -78,12 +90,13 @@ fn sigkill_mid_run_then_resume_gives_the_uninterrupted_tree_without_redoing_comp
     assert_eq!(expected.len(), 3000);
 
     let out = dir.path().join("out");
+    let rules = sample_rules();
     let mut child = Command::new(env!("CARGO_BIN_EXE_dcmflow"))
         .args(run_args(
             "recipes/deid-longitudinal.yaml",
             &input,
             &out,
-            &["--quiet", "--threads", "2"],
+            &["--quiet", "--threads", "2", "--set", &rules],
         ))
         .current_dir(root())
         .env("DCMFLOW_SECRET", TEST_SECRET)
@@ -380,8 +393,14 @@ fn without_resume_the_journal_starts_afresh_and_if_exists_applies() {
     assert_eq!(report(&out)["resumed"].as_u64(), Some(0));
     // With another secret the files differ: if_exists applies (deid-longitudinal: suffix keeps
     // both) and nothing of the first run is replaced.
+    let rules = sample_rules();
     let o = dcmflow_with_secret(
-        &run_args("recipes/deid-longitudinal.yaml", &input, &out, &["--quiet"]),
+        &run_args(
+            "recipes/deid-longitudinal.yaml",
+            &input,
+            &out,
+            &["--quiet", "--set", &rules],
+        ),
         "another-secret-of-enough-length-0123456789",
     );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));

@@ -56,11 +56,33 @@ pub struct Instance {
     pub pixels_loaded: bool,
     /// Stage ids that de-identified this instance (empty: it still carries its original header).
     pub deidentified_by: Vec<String>,
-    /// Stage ids that masked burned-in regions in every frame.
-    pub masked_by: Vec<String>,
+    /// What stages established about burned-in text in the pixels, in order.
+    pub pixel_marks: Vec<PixelMark>,
     /// The input file as it was when this instance was read from it (None: not read from a
     /// file). Pixel data read back later must come from the same file.
     pub source_stamp: Option<SourceStamp>,
+}
+
+/// What a stage established about burned-in text in an instance's pixels. De-identification
+/// lets a possible carrier of text through on either mark; only [`PixelMark::Masked`] is Clean
+/// Pixel Data (113101).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PixelMark {
+    /// `stage` blanked the regions of `rule` in every frame.
+    Masked {
+        /// The masking stage's id.
+        stage: String,
+        /// The rule's name.
+        rule: String,
+    },
+    /// `stage` matched `rule`, a site rule declaring that the device draws no text: the pixels
+    /// are unchanged and nothing was masked.
+    DeclaredNoText {
+        /// The masking stage's id.
+        stage: String,
+        /// The rule's name.
+        rule: String,
+    },
 }
 
 /// What an input file was when its header was read: pixel data read back from it later (after
@@ -83,9 +105,25 @@ impl Instance {
             obj,
             pixels_loaded,
             deidentified_by: Vec::new(),
-            masked_by: Vec::new(),
+            pixel_marks: Vec::new(),
             source_stamp: None,
         }
+    }
+
+    /// Whether a stage blanked burned-in regions in every frame.
+    pub fn is_masked(&self) -> bool {
+        self.pixel_marks
+            .iter()
+            .any(|m| matches!(m, PixelMark::Masked { .. }))
+    }
+
+    /// Whether a site rule declared the pixels free of text (and nothing masked them).
+    pub fn declared_no_text(&self) -> bool {
+        !self.is_masked()
+            && self
+                .pixel_marks
+                .iter()
+                .any(|m| matches!(m, PixelMark::DeclaredNoText { .. }))
     }
 
     /// The string value of a top-level attribute, trimmed, if present and readable.

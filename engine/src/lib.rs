@@ -21,7 +21,9 @@ pub mod stage;
 pub mod timefmt;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use item::{Frame, FrameData, Frames, Instance, Item, ItemKind, Payload, Series, SourceStamp};
+pub use item::{
+    Frame, FrameData, Frames, Instance, Item, ItemKind, Payload, PixelMark, Series, SourceStamp,
+};
 pub use journal::Leftovers;
 pub use keys::Secret;
 pub use plan::Plan;

@@ -3,6 +3,7 @@
 
 pub mod apply_window;
 pub mod attr;
+pub mod burned_in;
 pub mod decode_pixels;
 pub mod deidentify;
 pub mod edit_tags;

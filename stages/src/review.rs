@@ -194,6 +194,28 @@ struct DicomInfo {
     header: Vec<(&'static str, String)>,
     group: (String, String, String),
     thumb: Thumb,
+    pixels: Option<String>,
+}
+
+/// What the header records about burned-in text in the pixels, for the note beside the
+/// thumbnail: masked (113101), declared free of text by a site rule (which rule is named in
+/// `run.json`, not in the file), or not masked although the file may carry text. Files that are
+/// not carriers and were not masked get no note.
+pub fn pixel_note(
+    obj: &dicom_object::FileDicomObject<dicom_object::InMemDicomObject>,
+) -> Option<String> {
+    use crate::burned_in::{carrier_reason, recorded_pixels, RecordedPixels};
+    match recorded_pixels(obj) {
+        RecordedPixels::Masked => {
+            Some("pixels masked: Clean Pixel Data (113101) recorded".into())
+        }
+        RecordedPixels::DeclaredNoText => Some(
+            "pixels not masked: a site mask rule declares that this device draws no text (run.json names the rule); BurnedInAnnotation not set"
+                .into(),
+        ),
+        RecordedPixels::Untouched => carrier_reason(obj)
+            .map(|why| format!("pixels not masked and may carry burned-in text: {why}")),
+    }
 }
 
 fn dicom_info(path: &Path, side: u32) -> Result<DicomInfo, String> {
@@ -218,6 +240,7 @@ fn dicom_info(path: &Path, side: u32) -> Result<DicomInfo, String> {
         header,
         group,
         thumb,
+        pixels: pixel_note(&obj),
     })
 }
 
@@ -314,6 +337,8 @@ struct Card {
     kind: MediaKind,
     thumb: Thumb,
     header: Vec<(&'static str, String)>,
+    /// The note on burned-in text (DICOM only).
+    pixels: Option<String>,
 }
 
 type Groups = BTreeMap<(String, String, String), Vec<Card>>;
@@ -381,7 +406,8 @@ code{font-size:12px;word-break:break-all}\
 display:flex;align-items:center;justify-content:center;text-align:center}\
 .kind{font-size:11px;text-transform:uppercase;color:#666}\
 table.hdr{font-size:12px;border-collapse:collapse}table.hdr th{text-align:left;padding-right:6px;color:#555}\
-ul.findings{margin:4px 0;padding-left:18px;color:#900;font-size:12px}";
+ul.findings{margin:4px 0;padding-left:18px;color:#900;font-size:12px}\
+p.pixels{margin:4px 0;font-size:12px;color:#333}";
 
 fn kind_label(k: MediaKind) -> &'static str {
     match k {
@@ -436,6 +462,9 @@ fn card_html(c: &Card, findings: &[&Finding]) -> String {
         }
         h.push_str("</table>");
     }
+    if let Some(note) = &c.pixels {
+        h.push_str(&format!("<p class=\"pixels\">{}</p>", escape(note)));
+    }
     h.push_str(&findings_html(findings));
     h.push_str("</div>");
     h
@@ -466,7 +495,7 @@ pub fn review_html_with(report: &VerifyReport, output: &Path, opts: &ReviewOptio
     for f in files(output) {
         let rel = f.strip_prefix(output).unwrap_or(&f).display().to_string();
         let kind = media_kind(&f);
-        let (group, thumb, header) = match kind {
+        let (group, thumb, header, pixels) = match kind {
             MediaKind::Other => {
                 others.push(rel);
                 continue;
@@ -474,8 +503,8 @@ pub fn review_html_with(report: &VerifyReport, output: &Path, opts: &ReviewOptio
             MediaKind::Dicom => {
                 dicoms += 1;
                 match dicom_info(&f, opts.thumb_side) {
-                    Ok(info) => (info.group, info.thumb, info.header),
-                    Err(e) => (Default::default(), Err(e), Vec::new()),
+                    Ok(info) => (info.group, info.thumb, info.header, info.pixels),
+                    Err(e) => (Default::default(), Err(e), Vec::new(), None),
                 }
             }
             _ => {
@@ -488,6 +517,7 @@ pub fn review_html_with(report: &VerifyReport, output: &Path, opts: &ReviewOptio
                     path_group(output, &f),
                     thumbnail(&f, kind, opts),
                     Vec::new(),
+                    None,
                 )
             }
         };
@@ -496,6 +526,7 @@ pub fn review_html_with(report: &VerifyReport, output: &Path, opts: &ReviewOptio
             kind,
             thumb,
             header,
+            pixels,
         });
     }
 

@@ -122,7 +122,7 @@ impl BarrierWorker for SortSeries {
         let (source, mut inst) = item.into_instance()?;
         // Masked pixels exist only here (the input still shows the burned-in text): they stay
         // with the series. Unmasked pixels are dropped and read back from the input later.
-        if inst.masked_by.is_empty() {
+        if !inst.is_masked() {
             crate::read_dicom::drop_pixels(&mut inst);
         }
         let study = inst.str_of(tags::STUDY_INSTANCE_UID).unwrap_or_default();

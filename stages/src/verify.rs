@@ -393,32 +393,19 @@ impl HeaderChecks {
                 value: String::new(),
             });
         }
-        let codes: Vec<String> = obj
-            .get(tags::DEIDENTIFICATION_METHOD_CODE_SEQUENCE)
-            .and_then(|e| e.items())
-            .map(|items| {
-                items
-                    .iter()
-                    .filter_map(|i| i.get(tags::CODE_VALUE).map(text_values).map(|v| v.join("")))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let modality = get(tags::MODALITY).unwrap_or_default();
-        let burned = get(tags::BURNED_IN_ANNOTATION).unwrap_or_default();
-        let text_bearing =
-            crate::deidentify::stage::TEXT_BEARING_MODALITIES.contains(&modality.as_str());
-        if obj.get(tags::PIXEL_DATA).is_some()
-            && (burned == "YES" || text_bearing)
-            && !codes.iter().any(|c| c == "113101")
-        {
-            out.push(Finding {
-                file: rel.into(),
-                kind:
-                    "pixels may carry burned-in text and no Clean Pixel Data (113101) is recorded"
-                        .into(),
-                tag: Some(crate::attr::tag_name(tags::BURNED_IN_ANNOTATION)),
-                value: String::new(),
-            });
+        // The shared rule of what may carry burned-in text; masked or declared pixels pass.
+        if let Some(why) = crate::burned_in::carrier_reason(obj) {
+            if crate::burned_in::recorded_pixels(obj) == crate::burned_in::RecordedPixels::Untouched
+            {
+                out.push(Finding {
+                    file: rel.into(),
+                    kind: format!(
+                        "pixels may carry burned-in text ({why}) and no Clean Pixel Data (113101) is recorded"
+                    ),
+                    tag: Some(crate::attr::tag_name(tags::BURNED_IN_ANNOTATION)),
+                    value: String::new(),
+                });
+            }
         }
         if obj.get(tags::ENCAPSULATED_DOCUMENT).is_some() {
             out.push(unchecked(

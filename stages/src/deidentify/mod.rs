@@ -197,8 +197,11 @@ pub struct DeidOptions {
     /// with `descriptors: scrub`, else the instance is quarantined naming the attribute.
     #[serde(default)]
     pub echo_check: EchoCheck,
-    /// Instances that may carry burned-in text (BurnedInAnnotation YES, or modality US, SC, XA,
-    /// RF, ES) and that no mask_regions stage masked: quarantine (default) or allow.
+    /// Instances that may carry burned-in text (the rule of `burned_in.rs`: BurnedInAnnotation
+    /// YES; Secondary Capture, VL and video endoscopic/microscopic/photographic, and report SOP
+    /// classes; ImageType SECONDARY or SCREEN SAVE; any ConversionType; modality US, SC, OT, XA,
+    /// RF, ES or SR; BurnedInAnnotation NO exempts none of them) that no mask_regions rule masked
+    /// or declared free of text: quarantine (default) or allow.
     #[serde(default)]
     pub burned_in: stage::BurnedInPolicy,
 }

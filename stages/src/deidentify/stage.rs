@@ -26,35 +26,12 @@ pub enum BurnedInPolicy {
     Allow,
 }
 
-/// Modalities whose images commonly carry burned-in text.
-pub const TEXT_BEARING_MODALITIES: &[&str] = &["US", "SC", "XA", "RF", "ES", "OT"];
-
-/// Why an instance's pixels may carry burned-in text (tag names only), if they may.
+/// Why an instance's pixels may carry burned-in text (tag names only), if they may: the shared
+/// rule of [`crate::burned_in`].
 pub fn burned_in_reason(inst: &dcmflow_engine::Instance) -> Option<String> {
-    // Header-only reads stop before Pixel Data, so then assume it may be there.
-    let has_pixels = inst.obj.get(tags::PIXEL_DATA).is_some() || !inst.pixels_loaded;
-    if !has_pixels {
-        return None;
-    }
-    if inst
-        .str_of(tags::BURNED_IN_ANNOTATION)
-        .is_some_and(|v| v.eq_ignore_ascii_case("YES"))
-    {
-        return Some(
-            "BurnedInAnnotation (0028,0301) is YES and no mask_regions rule masked the pixels"
-                .into(),
-        );
-    }
-    let modality = inst
-        .str_of(tags::MODALITY)
-        .unwrap_or_default()
-        .to_ascii_uppercase();
-    if TEXT_BEARING_MODALITIES.contains(&modality.as_str()) {
-        return Some(format!(
-            "Modality (0008,0060) {modality} commonly carries burned-in text and no mask_regions rule masked the pixels"
-        ));
-    }
-    None
+    crate::burned_in::carrier_reason(inst).map(|why| {
+        format!("{why}, and no mask_regions rule masked the pixels or declared them free of text")
+    })
 }
 
 /// The `deidentify` stage's config is the de-identification options.
@@ -156,7 +133,11 @@ impl ItemWorker for Deidentify {
                 "EncapsulatedDocument (0042,0011): the embedded document cannot be de-identified",
             ));
         }
-        if self.burned_in == BurnedInPolicy::Quarantine && inst.masked_by.is_empty() {
+        // Masked, or declared free of text by a site rule: the site answers for the pixels.
+        if self.burned_in == BurnedInPolicy::Quarantine
+            && !inst.is_masked()
+            && !inst.declared_no_text()
+        {
             if let Some(reason) = burned_in_reason(&inst) {
                 return Err(ItemError::quarantine(reason));
             }
@@ -184,8 +165,11 @@ impl ItemWorker for Deidentify {
                     .or_default() += 1;
             }
         }
-        if !inst.masked_by.is_empty() {
+        if inst.is_masked() {
             super::add_clean_pixel_mark(&mut inst.obj);
+        } else if inst.declared_no_text() {
+            // Not Clean Pixel Data: say in DeidentificationMethod that nothing was masked.
+            add_method_text(&mut inst.obj, crate::burned_in::DECLARED_NO_TEXT_METHOD);
         }
         inst.deidentified_by.push(self.id.clone());
         Ok(vec![Item::of_instance(source, inst)])
@@ -194,6 +178,20 @@ impl ItemWorker for Deidentify {
     fn summary(&self) -> Option<serde_json::Value> {
         crate::walk::counts_summary(&self.counts, "actions_per_attribute")
     }
+}
+
+/// Add a value to DeidentificationMethod (0012,0063), once.
+fn add_method_text(obj: &mut dicom_object::InMemDicomObject, text: &str) {
+    let mut values = crate::attr::values_of(obj, tags::DEIDENTIFICATION_METHOD).unwrap_or_default();
+    values.retain(|v| !v.is_empty());
+    if !values.iter().any(|v| v == text) {
+        values.push(text.to_string());
+    }
+    obj.put(dicom_core::DataElement::new(
+        tags::DEIDENTIFICATION_METHOD,
+        dicom_core::VR::LO,
+        dicom_core::PrimitiveValue::Strs(values.into_iter().collect()),
+    ));
 }
 
 /// Linkage files: `uid_map.csv` and `patient_map.csv` with columns id_old,id_new. Entries already

@@ -23,10 +23,18 @@ fn clip(r: &Rect, w: u32, h: u32) -> Option<(usize, usize, usize, usize)> {
     }
 }
 
-fn fill<T: Copy>(data: &mut [T], w: u32, h: u32, ch: usize, rects: &[Rect], value: &[T]) {
+/// Whether any of `rects` covers at least one pixel of a `w` x `h` image.
+pub fn any_inside(rects: &[Rect], w: u32, h: u32) -> bool {
+    rects.iter().any(|r| clip(r, w, h).is_some())
+}
+
+/// Fill the rectangles; returns how many pixels were set (overlaps counted once per rectangle).
+fn fill<T: Copy>(data: &mut [T], w: u32, h: u32, ch: usize, rects: &[Rect], value: &[T]) -> usize {
     let stride = w as usize * ch;
+    let mut set = 0;
     for r in rects {
         if let Some((x0, y0, x1, y1)) = clip(r, w, h) {
+            set += (x1 - x0) * (y1 - y0);
             for y in y0..y1 {
                 let row = &mut data[y * stride..(y + 1) * stride];
                 for x in x0..x1 {
@@ -37,6 +45,7 @@ fn fill<T: Copy>(data: &mut [T], w: u32, h: u32, ch: usize, rects: &[Rect], valu
             }
         }
     }
+    set
 }
 
 /// Blank (set to 0 = black) the rectangles in a rendered frame. Parts of
@@ -47,8 +56,12 @@ pub fn mask_frame(frame: &mut Frame, rects: &[Rect]) {
         return;
     }
     match &mut frame.data {
-        FrameData::U8(v) => fill(v, w, h, ch, rects, &[0u8]),
-        FrameData::U16(v) => fill(v, w, h, ch, rects, &[0u16]),
+        FrameData::U8(v) => {
+            fill(v, w, h, ch, rects, &[0u8]);
+        }
+        FrameData::U16(v) => {
+            fill(v, w, h, ch, rects, &[0u16]);
+        }
     }
 }
 
@@ -106,44 +119,54 @@ fn black_word(dec: &Decoded) -> u32 {
 /// the sign of the rescale slope; 0 for RGB; the darkest palette entry for
 /// PALETTE COLOR. Colour data is always written interleaved (PlanarConfiguration 0),
 /// YBR data as RGB.
+///
+/// Returns the number of pixels blanked in each frame (a frame with 0 was not masked).
 pub fn mask_instance(
     obj: &mut FileDicomObject<InMemDicomObject>,
     rects: &[Rect],
-) -> Result<(), PixelError> {
+) -> Result<Vec<usize>, PixelError> {
     let mut dec = decode::decode(obj)?;
     let l = decode::layout(obj)?;
     let black = black_word(&dec);
     let (w, h, ch) = (dec.cols, dec.rows, dec.spp as usize);
     let flen = dec.frame_len();
     let frames = dec.frames as usize;
+    let mut blanked = Vec::with_capacity(frames);
     match &mut dec.samples {
         Samples::U8(v) => {
             for f in 0..frames {
-                fill(
+                blanked.push(fill(
                     &mut v[f * flen..(f + 1) * flen],
                     w,
                     h,
                     ch,
                     rects,
                     &[black as u8],
-                );
+                ));
             }
         }
         Samples::U16(v) => {
             for f in 0..frames {
-                fill(
+                blanked.push(fill(
                     &mut v[f * flen..(f + 1) * flen],
                     w,
                     h,
                     ch,
                     rects,
                     &[black as u16],
-                );
+                ));
             }
         }
         Samples::U32(v) => {
             for f in 0..frames {
-                fill(&mut v[f * flen..(f + 1) * flen], w, h, ch, rects, &[black]);
+                blanked.push(fill(
+                    &mut v[f * flen..(f + 1) * flen],
+                    w,
+                    h,
+                    ch,
+                    rects,
+                    &[black],
+                ));
             }
         }
     }
@@ -245,7 +268,7 @@ pub fn mask_instance(
         &dicom_transfer_syntax_registry::entries::EXPLICIT_VR_LITTLE_ENDIAN.erased(),
     );
     obj.meta_mut().update_information_group_length();
-    Ok(())
+    Ok(blanked)
 }
 
 /// Ultrasound: regions from SequenceOfUltrasoundRegions (0018,6011) as Rects

@@ -36,7 +36,7 @@ mod window;
 
 pub use self::decode::{decode, decode_with_limit, Decoded, DEFAULT_MAX_DECODED_BYTES};
 pub use self::encode::{encode, ImageFormat};
-pub use self::mask::{complement, mask_frame, mask_instance, ultrasound_regions};
+pub use self::mask::{any_inside, complement, mask_frame, mask_instance, ultrasound_regions};
 pub use self::window::{
     clip_window, render, ExplicitWindow, WindowName, WindowOptions, WindowSpec,
 };
