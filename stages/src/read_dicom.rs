@@ -2233,6 +2233,41 @@ mod tests {
         assert!(e.reason().contains("declares 858993456 bytes"), "{e}");
     }
 
+    /// A meta group without (0002,0000), then `ds`.
+    fn file_without_group_length(ds: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 128];
+        f.extend_from_slice(b"DICM");
+        f.extend(el(2, 1, b"OB", &[0, 1]));
+        f.extend(el(2, 2, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0"));
+        f.extend(el(2, 3, b"UI", b"1.2.3.4\0"));
+        f.extend(el(2, 0x10, b"UI", b"1.2.840.10008.1.2.1\0"));
+        f.extend_from_slice(ds);
+        f
+    }
+
+    #[test]
+    fn a_meta_group_without_its_group_length_is_rebuilt_and_the_data_set_still_checked() {
+        let mut ds = el(8, 0x16, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        ds.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        let f = file_without_group_length(&ds);
+        let fixed = repaired_meta(&f, 132).expect("rebuilt");
+        assert_eq!(&fixed[132..140], &[2, 0, 0, 0, b'U', b'L', 4, 0]);
+        let obj = open_bytes(&f).unwrap();
+        assert_eq!(obj.meta().transfer_syntax(), "1.2.840.10008.1.2.1");
+        // A lying length after it is refused as in any file.
+        let mut lying = ds.clone();
+        lying.extend_from_slice(&[0x10, 0, 0x10, 0, b'O', b'B', 0, 0]);
+        lying.extend_from_slice(&0x3333_3330u32.to_le_bytes());
+        lying.extend_from_slice(&[0u8; 64]);
+        let e = open_bytes(&file_without_group_length(&lying)).unwrap_err();
+        assert!(
+            e.reason().contains("(0010,0010) declares 858993456 bytes"),
+            "{e}"
+        );
+        // A right meta group is left as it is.
+        assert!(repaired_meta(&small_file(&[]), 132).is_none());
+    }
+
     #[test]
     fn a_deflated_data_set_nested_too_deep_is_refused() {
         use std::io::Write;
