@@ -1635,6 +1635,9 @@ fn transcode_un_sequences(bytes: &[u8], start: usize) -> Result<Vec<u8>, ItemErr
     let mut out = Vec::with_capacity(total + grown);
     let mut at = 0;
     for (offset, replaced, with) in edits {
+        if offset < at || offset + replaced > total {
+            return Err(un_sequences_unreadable());
+        }
         out.extend_from_slice(&bytes[at..offset]);
         out.extend_from_slice(&with);
         at = offset + replaced;
@@ -2016,6 +2019,57 @@ mod tests {
         );
         // Elements after the rewritten sequence are read in step.
         assert!(obj.get(tags::SOP_INSTANCE_UID).is_some());
+    }
+
+    /// Bytes of a file with UN sequences (nested, defined and undefined lengths) changed at
+    /// random: each is read or refused, never a panic, and what is read holds no item tag
+    /// as an element.
+    #[test]
+    fn damaged_un_sequences_are_read_or_refused_without_panicking() {
+        let im = |g: u16, e: u16, v: &[u8]| {
+            let mut b = Vec::new();
+            b.extend_from_slice(&g.to_le_bytes());
+            b.extend_from_slice(&e.to_le_bytes());
+            b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            b.extend_from_slice(v);
+            b
+        };
+        let mut inner = vec![0xFE, 0xFF, 0x00, 0xE0, 14, 0, 0, 0];
+        inner.extend(im(8, 0x100, b"INNER1"));
+        let mut content = vec![0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF];
+        content.extend(im(0x10, 0x10, b"Doe^John"));
+        content.extend(im(0x40, 0xA730, &inner));
+        content.extend(im(0x29, 0x1001, &[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]));
+        content.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        let base = with_un_sequence((0x0029, 0x1010), &content);
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut read, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let mut f = base.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = 132 + (next() as usize) % (f.len() - 132);
+                f[at] = match next() % 4 {
+                    0 => 0xFF,
+                    1 => 0x00,
+                    2 => 0xFE,
+                    _ => next() as u8,
+                };
+            }
+            match parse_dicom(Src::Bytes(&f), true) {
+                Ok((obj, _)) => {
+                    read += 1;
+                    let _ = delimiter_element(&obj);
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(read > 0 && refused > 0, "read {read}, refused {refused}");
     }
 
     /// A UN sequence inside an explicit SQ item of defined length: the enclosing lengths grow
