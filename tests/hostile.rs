@@ -936,7 +936,9 @@ fn lying_files() -> Vec<(&'static str, Vec<u8>)> {
         f[at..at + 2].copy_from_slice(&0x0026u16.to_le_bytes());
         f
     };
-    // Implicit VR content inside a UN of undefined length: "ABCD" read as a length.
+    // A UN of undefined length is a sequence in implicit VR (CP-246). Its content once came
+    // from the fuzzer as implicit VR that the parser read as explicit ("ABCD" a 1 GB length);
+    // it is now read as implicit VR, so the lie is a 1 GB implicit length inside the item.
     let implicit_in_un = {
         let mut t = vec![
             0x09, 0x00, 0x10, 0x10, b'U', b'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
@@ -944,10 +946,26 @@ fn lying_files() -> Vec<(&'static str, Vec<u8>)> {
         t.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
         t.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0]);
         t.extend_from_slice(b"ABCD");
+        t.extend_from_slice(&[0x10, 0x00, 0x20, 0x00, 0x00, 0x00, 0x00, 0x40]);
+        t.extend_from_slice(b"ABCD");
         t.extend_from_slice(&[
             0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0, 0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0,
         ]);
         file_with("1.2.3.3", &t)
+    };
+    // Explicit VR content inside such a UN: read as implicit VR, an OB header's VR bytes and
+    // its reserved bytes are a length far past the end of the file.
+    let explicit_in_un = {
+        let mut t = vec![
+            0x09, 0x00, 0x10, 0x10, b'U', b'N', 0, 0, 0xFF, 0xFF, 0xFF, 0xFF,
+        ];
+        t.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        t.extend_from_slice(&[0x09, 0x00, 0x11, 0x10, b'O', b'B', 0xFF, 0x7F]);
+        t.extend_from_slice(&0x7000_0000u32.to_le_bytes());
+        t.extend_from_slice(&[
+            0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0, 0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0,
+        ]);
+        file_with("1.2.3.6", &t)
     };
     // An FD of length 2: the parser reads no value and moves on 0 bytes, out of step with the
     // file, into a length of about 1.5 GB.
@@ -966,6 +984,7 @@ fn lying_files() -> Vec<(&'static str, Vec<u8>)> {
         ("four_gb", four_gb),
         ("stray_meta", stray_meta),
         ("implicit_in_un", implicit_in_un),
+        ("explicit_in_un", explicit_in_un),
         ("fd_len_2", fd_len_2),
         ("meta_vr", meta_vr),
     ]

@@ -553,6 +553,39 @@ fn parse_dicom(
     src: Src<'_>,
     with_pixels: bool,
 ) -> Result<(FileDicomObject<InMemDicomObject>, Option<u64>), ItemError> {
+    parse_repairing(src, with_pixels, Repaired::default())
+}
+
+/// The repairs made to a file's bytes (in memory) before parsing them. A repaired file's
+/// Pixel Data offset is not returned (the stamp then hashes the first MiB of the file).
+#[derive(Clone, Copy, Default)]
+struct Repaired {
+    /// The file meta group rebuilt the way dcmtk reads it ([`repaired_meta`]).
+    meta: bool,
+    /// UN sequences of undefined length rewritten as SQ ([`transcode_un_sequences`]).
+    un_sequences: bool,
+}
+
+/// How much of a large file is read to check its file meta group.
+const META_HEAD_BYTES: u64 = 64 << 10;
+
+/// The whole file, read into memory.
+fn all_bytes<'a>(src: Src<'a>, read: &'a mut Vec<u8>) -> Result<&'a [u8], ItemError> {
+    match src {
+        Src::Bytes(b) => Ok(b),
+        Src::Path(path) => {
+            *read =
+                std::fs::read(path).map_err(|e| ItemError::context("cannot read the file", &e))?;
+            Ok(&read[..])
+        }
+    }
+}
+
+fn parse_repairing(
+    src: Src<'_>,
+    with_pixels: bool,
+    done: Repaired,
+) -> Result<(FileDicomObject<InMemDicomObject>, Option<u64>), ItemError> {
     let mut head = [0u8; 132];
     let n = match src {
         Src::Bytes(b) => {
@@ -575,10 +608,52 @@ fn parse_dicom(
         }
     };
     let layout = sniff(&head[..n]);
-    let pixel_at = match src {
+    let meta_start = match layout {
+        Layout::Preamble => Some(132),
+        Layout::MagicOnly => Some(4),
+        _ => None,
+    };
+    if let (false, Some(start)) = (done.meta, meta_start) {
+        let fixed = match src {
+            Src::Bytes(b) => repaired_meta(b, start),
+            Src::Path(path) => {
+                // The meta group is at the start: its first bytes tell whether it needs a
+                // repair, and only then is the whole file read.
+                let mut first = Vec::new();
+                std::fs::File::open(path)
+                    .and_then(|f| f.take(META_HEAD_BYTES).read_to_end(&mut first))
+                    .map_err(|e| ItemError::context("cannot read the file", &e))?;
+                match repaired_meta(&first, start) {
+                    Some(_) => {
+                        let mut read = Vec::new();
+                        repaired_meta(all_bytes(src, &mut read)?, start)
+                    }
+                    None => None,
+                }
+            }
+        };
+        if let Some(fixed) = fixed {
+            let done = Repaired { meta: true, ..done };
+            return parse_repairing(Src::Bytes(&fixed), with_pixels, done).map(|(o, _)| (o, None));
+        }
+    }
+    let scanned = match src {
         Src::Bytes(b) => prescan_reader(&mut std::io::Cursor::new(b), b.len() as u64, &layout)?,
         Src::Path(path) => prescan(path, &layout)?,
     };
+    if let Some(ds_start) = scanned.un_sequence_in {
+        if done.un_sequences {
+            return Err(un_sequences_unreadable());
+        }
+        let mut read = Vec::new();
+        let fixed = transcode_un_sequences(all_bytes(src, &mut read)?, ds_start as usize)?;
+        let done = Repaired {
+            meta: true,
+            un_sequences: true,
+        };
+        return parse_repairing(Src::Bytes(&fixed), with_pixels, done).map(|(o, _)| (o, None));
+    }
+    let pixel_at = scanned.pixel_at;
     let opts = |pre: ReadPreamble| {
         let o = OpenFileOptions::new().read_preamble(pre);
         if with_pixels {
@@ -635,15 +710,24 @@ fn parse_dicom(
             let ds = &bytes[ds_start..];
             // The data set is parsed on its own: check its lengths and nesting first, as for
             // any file.
-            let pixel_at = prescan_reader(
-                &mut std::io::Cursor::new(ds),
-                ds.len() as u64,
-                &Layout::Bare {
-                    explicit,
-                    big_endian: false,
-                },
-            )?
-            .map(|at| at + ds_start as u64);
+            let bare = Layout::Bare {
+                explicit,
+                big_endian: false,
+            };
+            let scan =
+                |ds: &[u8]| prescan_reader(&mut std::io::Cursor::new(ds), ds.len() as u64, &bare);
+            let scanned = scan(ds)?;
+            let fixed;
+            let (ds, pixel_at) = match scanned.un_sequence_in {
+                None => (ds, scanned.pixel_at.map(|at| at + ds_start as u64)),
+                Some(_) => {
+                    fixed = transcode_un_sequences(ds, 0)?;
+                    if scan(&fixed)?.un_sequence_in.is_some() {
+                        return Err(un_sequences_unreadable());
+                    }
+                    (&fixed[..], None)
+                }
+            };
             open_bare_bytes(ds, explicit, false)
                 .map(|obj| (obj, pixel_at))
                 .map_err(|_| ItemError::context("not readable as DICOM", &first))
@@ -654,7 +738,7 @@ fn parse_dicom(
 /// Check every element length the file declares against the bytes that are really there,
 /// before the parser allocates anything: a 1 KB file claiming a 4 GB element is refused at once
 /// instead of reserving 4 GB. Reads only element headers (values are skipped with seeks).
-fn prescan(path: &Path, layout: &Layout) -> Result<Option<u64>, ItemError> {
+fn prescan(path: &Path, layout: &Layout) -> Result<Scanned, ItemError> {
     let file =
         std::fs::File::open(path).map_err(|e| ItemError::context("cannot open the file", &e))?;
     let total = file.metadata().map(|m| m.len()).unwrap_or(0);
@@ -662,20 +746,32 @@ fn prescan(path: &Path, layout: &Layout) -> Result<Option<u64>, ItemError> {
     prescan_reader(&mut r, total, layout)
 }
 
-/// [`prescan`] over any reader of `total` bytes laid out as `layout`. Returns the offset of the
-/// top-level Pixel Data element in those bytes, when there is one outside a deflated stream.
+/// What the pre-scan found.
+#[derive(Debug, Default)]
+struct Scanned {
+    /// The offset of the top-level Pixel Data element, when there is one outside a deflated
+    /// stream.
+    pixel_at: Option<u64>,
+    /// Where the data set starts, when the walk stopped at an element of VR UN and undefined
+    /// length in an explicit VR little endian data set: a CP-246 sequence, whose items are in
+    /// implicit VR. The parser would read them in the file's encoding, so the file must not be
+    /// parsed as it is: [`transcode_un_sequences`] rewrites it and the result is scanned again.
+    un_sequence_in: Option<u64>,
+}
+
+/// [`prescan`] over any reader of `total` bytes laid out as `layout`.
 fn prescan_reader<R: Read + Seek>(
     r: &mut R,
     total: u64,
     layout: &Layout,
-) -> Result<Option<u64>, ItemError> {
+) -> Result<Scanned, ItemError> {
     let at = |pos: u64, r: &mut R| {
         r.seek(std::io::SeekFrom::Start(pos))
             .map(|_| ())
             .map_err(|e| ItemError::context("cannot read the file", &e))
     };
     let (start, explicit, big) = match layout {
-        Layout::NotDicom => return Ok(None),
+        Layout::NotDicom => return Ok(Scanned::default()),
         Layout::Bare {
             explicit,
             big_endian,
@@ -690,8 +786,8 @@ fn prescan_reader<R: Read + Seek>(
             match scan_meta(r, start, total)? {
                 // No (0002,0000) or no transfer syntax: the parser fails on the meta group and
                 // the fallback reader pre-scans the data set it reads on its own.
-                Meta::Unreadable => return Ok(None),
-                Meta::Deflated => return check_deflated(r, total).map(|_| None),
+                Meta::Unreadable => return Ok(Scanned::default()),
+                Meta::Deflated => return check_deflated(r, total).map(|_| Scanned::default()),
                 Meta::DataSet {
                     start,
                     explicit,
@@ -701,7 +797,7 @@ fn prescan_reader<R: Read + Seek>(
         }
     };
     at(start, r)?;
-    scan_data_set(r, start, total, explicit, big)
+    scan_data_set(r, start, total, explicit, big, explicit && !big)
 }
 
 /// What the file meta group says about the data set after it.
@@ -836,14 +932,33 @@ fn binary_value_size(vr: [u8; 2]) -> Option<u32> {
 /// walk out of step with the parser). Every defined length is
 /// checked against the bytes left, and nesting against [`MAX_NESTING`]. Values are skipped
 /// with seeks; nothing is allocated. Returns where the top-level Pixel Data element starts,
-/// when the walk reaches one.
+/// when the walk reaches one. With `cp246` (an explicit VR little endian data set the caller
+/// can rewrite), the walk stops at the first UN of undefined length and says so.
 fn scan_data_set<R: Read + Seek>(
+    r: &mut R,
+    pos: u64,
+    total: u64,
+    explicit: bool,
+    big: bool,
+    cp246: bool,
+) -> Result<Scanned, ItemError> {
+    let (pixel_at, un_sequence) = scan_elements(r, pos, total, explicit, big, cp246)?;
+    Ok(Scanned {
+        pixel_at,
+        un_sequence_in: un_sequence.then_some(pos),
+    })
+}
+
+/// The walk of [`scan_data_set`]: where the top-level Pixel Data starts, and whether it
+/// stopped at a CP-246 UN sequence.
+fn scan_elements<R: Read + Seek>(
     r: &mut R,
     mut pos: u64,
     total: u64,
     explicit: bool,
     big: bool,
-) -> Result<Option<u64>, ItemError> {
+    cp246: bool,
+) -> Result<(Option<u64>, bool), ItemError> {
     let rd16 = |b: &[u8]| {
         if big {
             u16::from_be_bytes([b[0], b[1]])
@@ -877,7 +992,7 @@ fn scan_data_set<R: Read + Seek>(
         }
         // A truncated tail is the parser's to report: the walk just ends.
         if r.read_exact(&mut buf[..8]).is_err() {
-            return Ok(pixel_at);
+            return Ok((pixel_at, false));
         }
         pos += 8;
         let tag = (rd16(&buf[0..2]), rd16(&buf[2..4]));
@@ -907,7 +1022,7 @@ fn scan_data_set<R: Read + Seek>(
                     pos += len as u64;
                 }
                 (0xFFFE, 0xE0DD) => fragments = false,
-                _ => return Ok(pixel_at), // the parser stops here with an error
+                _ => return Ok((pixel_at, false)), // the parser stops here with an error
             }
             continue;
         }
@@ -927,7 +1042,7 @@ fn scan_data_set<R: Read + Seek>(
                     nest.delimit();
                     in_sequence = false;
                 }
-                _ => return Ok(pixel_at), // the parser stops here with an error
+                _ => return Ok((pixel_at, false)), // the parser stops here with an error
             }
             continue;
         }
@@ -952,7 +1067,7 @@ fn scan_data_set<R: Read + Seek>(
             let vr = [buf[4], buf[5]];
             if long_vr(vr) {
                 if r.read_exact(&mut buf[8..12]).is_err() {
-                    return Ok(pixel_at);
+                    return Ok((pixel_at, false));
                 }
                 pos += 4;
                 (vr, rd32(&buf[8..12]))
@@ -965,6 +1080,9 @@ fn scan_data_set<R: Read + Seek>(
         let sequence = &vr == b"SQ";
         let left = total.saturating_sub(pos);
         if len == UNDEFINED {
+            if cp246 && &vr == b"UN" {
+                return Ok((pixel_at, true));
+            }
             if tag == (0x7FE0, 0x0010) {
                 fragments = true;
             } else {
@@ -1090,14 +1208,17 @@ fn check_deflated<R: Read + Seek>(r: &mut R, total: u64) -> Result<(), ItemError
             limit >> 20
         )));
     }
-    // The inflated data set gets the same length and nesting checks as a plain one.
-    prescan_reader(
+    // The inflated data set gets the same length and nesting checks as a plain one (a UN of
+    // undefined length walked in the data set's encoding, as the parser reads it: the
+    // inflated bytes are not rewritten).
+    let n = inflated.len() as u64;
+    scan_data_set(
         &mut std::io::Cursor::new(&inflated),
-        inflated.len() as u64,
-        &Layout::Bare {
-            explicit: true,
-            big_endian: false,
-        },
+        0,
+        n,
+        true,
+        false,
+        false,
     )
     .map(|_| ())
 }
@@ -1174,6 +1295,355 @@ fn skip_meta_group(bytes: &[u8], mut pos: usize) -> Option<usize> {
         pos = pos.checked_add(header)?.checked_add(len)?;
     }
     None
+}
+
+/// The file meta group read the way dcmtk reads it without trusting the group length
+/// (`dcmdump -ml`): every element from `start` whose tag is in group 0002 belongs to it, the
+/// first other tag starts the data set. When the group has no (0002,0000), or its value does
+/// not end the group where its elements end, or the elements are out of order, the file's
+/// bytes come back with the group rebuilt: a (0002,0000) giving the real length, then the
+/// elements in ascending order (a repeated one kept once, the first). None when the group is
+/// right as it is, or cannot be walked, or has no transfer syntax: the file is then read as
+/// before (dicom-rs by the declared length, else the fallback reader).
+fn repaired_meta(bytes: &[u8], start: usize) -> Option<Vec<u8>> {
+    let mut elements: Vec<(u16, &[u8])> = Vec::new();
+    let mut pos = start;
+    while pos + 8 <= bytes.len() && u16::from_le_bytes([bytes[pos], bytes[pos + 1]]) == 0x0002 {
+        let element = u16::from_le_bytes([bytes[pos + 2], bytes[pos + 3]]);
+        let (len, header) = if long_vr([bytes[pos + 4], bytes[pos + 5]]) {
+            let v = bytes.get(pos + 8..pos + 12)?;
+            (u32::from_le_bytes([v[0], v[1], v[2], v[3]]), 12)
+        } else {
+            (
+                u16::from_le_bytes([bytes[pos + 6], bytes[pos + 7]]) as u32,
+                8,
+            )
+        };
+        if len == u32::MAX {
+            return None;
+        }
+        let end = pos.checked_add(header)?.checked_add(len as usize)?;
+        elements.push((element, bytes.get(pos..end)?));
+        pos = end;
+    }
+    let group_end = pos;
+    let declared_end = match elements.first() {
+        Some((0, e)) if e.len() == 12 && &e[4..6] == b"UL" => {
+            Some(start + 12 + u32::from_le_bytes([e[8], e[9], e[10], e[11]]) as usize)
+        }
+        _ => None,
+    };
+    let in_order = elements.windows(2).all(|w| w[0].0 < w[1].0);
+    if declared_end == Some(group_end) && in_order {
+        return None;
+    }
+    if !elements.iter().any(|(e, _)| *e == 0x0010) {
+        return None;
+    }
+    let mut kept: Vec<(u16, &[u8])> = Vec::new();
+    for (e, b) in elements {
+        if e != 0 && !kept.iter().any(|(k, _)| *k == e) {
+            kept.push((e, b));
+        }
+    }
+    kept.sort_by_key(|(e, _)| *e);
+    let len: usize = kept.iter().map(|(_, b)| b.len()).sum();
+    let len = u32::try_from(len).ok()?;
+    let mut out = Vec::with_capacity(bytes.len() + 12);
+    out.extend_from_slice(&bytes[..start]);
+    out.extend_from_slice(&[0x02, 0x00, 0x00, 0x00, b'U', b'L', 4, 0]);
+    out.extend_from_slice(&len.to_le_bytes());
+    for (_, b) in kept {
+        out.extend_from_slice(b);
+    }
+    out.extend_from_slice(&bytes[group_end..]);
+    Some(out)
+}
+
+fn un_sequences_unreadable() -> ItemError {
+    ItemError::failed(
+        "a UN element of undefined length could not be rewritten as a sequence consistently; the file is damaged; refusing it",
+    )
+}
+
+/// One level open during [`transcode_un_sequences`]' walk.
+struct Open {
+    sequence: bool,
+    /// Where it ends (None: undefined length, closed by a delimiter).
+    end: Option<usize>,
+    /// Where its 4-byte length field is, when it has one the rewrite may have to change.
+    len_at: Option<usize>,
+    /// Its content is in implicit VR (inside a CP-246 sequence).
+    implicit: bool,
+    /// Its content grows in the rewrite, so a defined length is made undefined (and a
+    /// delimiter added where it ends).
+    grows: bool,
+}
+
+/// CP-246 (PS3.5 6.2.2): the value of an element of VR UN and undefined length is a sequence
+/// whose items are encoded in implicit VR little endian, whatever the data set's transfer
+/// syntax. dicom-rs 0.10 reads such a value in the data set's own encoding (explicit VR here),
+/// which misreads every element inside. So the bytes of an explicit VR little endian data set
+/// starting at `start` are rewritten before parsing: each such element becomes an SQ of
+/// undefined length and the elements of its items get explicit VR headers (the dictionary's
+/// VR; LO for private creators; UN when the tag is unknown, the value too long for a 2-byte
+/// length, or its length not a multiple of the VR's value size). Every item or sequence of
+/// defined length inside or around such an element gets an undefined length and a delimiter
+/// (its content grew). The walk follows the same reading rules as [`scan_data_set`] and checks
+/// lengths and nesting the same way; the rewritten bytes are pre-scanned again before the
+/// parser sees them.
+fn transcode_un_sequences(bytes: &[u8], start: usize) -> Result<Vec<u8>, ItemError> {
+    const UNDEFINED: u32 = u32::MAX;
+    const ITEM_END: [u8; 8] = [0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0];
+    const SEQUENCE_END: [u8; 8] = [0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0];
+    let total = bytes.len();
+    let u16_at = |at: usize| u16::from_le_bytes([bytes[at], bytes[at + 1]]);
+    let u32_at =
+        |at: usize| u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    // (offset, bytes replaced, bytes put there), applied in offset order.
+    let mut edits: Vec<(usize, usize, Vec<u8>)> = Vec::new();
+    let header = |tag: (u16, u16), vr: &[u8; 2], len: u32| {
+        let mut h = Vec::with_capacity(12);
+        h.extend_from_slice(&tag.0.to_le_bytes());
+        h.extend_from_slice(&tag.1.to_le_bytes());
+        h.extend_from_slice(vr);
+        if long_vr(*vr) {
+            h.extend_from_slice(&[0, 0]);
+            h.extend_from_slice(&len.to_le_bytes());
+        } else {
+            h.extend_from_slice(&(len as u16).to_le_bytes());
+        }
+        h
+    };
+    let mut open: Vec<Open> = Vec::new();
+    let close = |o: Open, at: usize, edits: &mut Vec<(usize, usize, Vec<u8>)>| {
+        if o.grows {
+            if let Some(len_at) = o.len_at {
+                edits.push((len_at, 4, UNDEFINED.to_le_bytes().to_vec()));
+            }
+            if o.end.is_some() {
+                let d = if o.sequence { SEQUENCE_END } else { ITEM_END };
+                edits.push((at, 0, d.to_vec()));
+            }
+        }
+    };
+    let push = |open: &mut Vec<Open>, o: Open, at: usize| {
+        open.push(o);
+        if open.len() > MAX_NESTING {
+            Err(Nesting::too_deep(at as u64))
+        } else {
+            Ok(())
+        }
+    };
+    let mut pos = start;
+    let mut in_sequence = false;
+    let mut fragments = false;
+    loop {
+        while let Some(o) = open.last() {
+            if o.end.is_none_or(|end| end > pos) {
+                break;
+            }
+            let o = open.pop().expect("a level is open");
+            in_sequence = !o.sequence;
+            close(o, pos, &mut edits);
+        }
+        if pos + 8 > total {
+            break;
+        }
+        let tag = (u16_at(pos), u16_at(pos + 2));
+        let len = u32_at(pos + 4);
+        let left = total - pos - 8;
+        let check = |len: u32, left: usize| {
+            if len != UNDEFINED && len as usize > left {
+                Err(too_long(tag, len as u64, left as u64))
+            } else {
+                Ok(())
+            }
+        };
+        let implicit = open.last().is_some_and(|o| o.implicit);
+        if fragments {
+            match tag {
+                (0xFFFE, 0xE000) => {
+                    check(len, left)?;
+                    pos += 8 + len as usize;
+                }
+                (0xFFFE, 0xE0DD) => {
+                    fragments = false;
+                    pos += 8;
+                }
+                _ => break,
+            }
+            continue;
+        }
+        if in_sequence || tag.0 == 0xFFFE {
+            // Item and delimiter headers read the same in both encodings.
+            match tag {
+                (0xFFFE, 0xE000) if in_sequence => {
+                    check(len, left)?;
+                    let o = Open {
+                        sequence: false,
+                        end: (len != UNDEFINED).then(|| pos + 8 + len as usize),
+                        len_at: (len != UNDEFINED).then_some(pos + 4),
+                        implicit,
+                        grows: implicit,
+                    };
+                    push(&mut open, o, pos)?;
+                    in_sequence = false;
+                }
+                (0xFFFE, 0xE00D) | (0xFFFE, 0xE0DD) if in_sequence => {
+                    if let Some(o) = open.pop() {
+                        let o = Open { end: None, ..o };
+                        close(o, pos, &mut edits);
+                    }
+                    in_sequence = tag.1 == 0xE00D;
+                }
+                _ if in_sequence => break,
+                (0xFFFE, 0xE00D) => {
+                    if let Some(o) = open.pop() {
+                        let o = Open { end: None, ..o };
+                        close(o, pos, &mut edits);
+                        in_sequence = true;
+                    }
+                }
+                _ if len == UNDEFINED => {
+                    let o = Open {
+                        sequence: true,
+                        end: None,
+                        len_at: None,
+                        implicit,
+                        grows: implicit,
+                    };
+                    push(&mut open, o, pos)?;
+                    in_sequence = true;
+                }
+                _ => {
+                    check(len, left)?;
+                    pos += len as usize;
+                }
+            }
+            pos += 8;
+            continue;
+        }
+        if !implicit {
+            let vr = [bytes[pos + 4], bytes[pos + 5]];
+            let (len, hdr) = if long_vr(vr) {
+                if pos + 12 > total {
+                    break;
+                }
+                (u32_at(pos + 8), 12)
+            } else {
+                (u16_at(pos + 6) as u32, 8)
+            };
+            let left = total - pos - hdr;
+            if len == UNDEFINED {
+                if tag == (0x7FE0, 0x0010) {
+                    fragments = true;
+                } else {
+                    let un = &vr == b"UN";
+                    if un {
+                        edits.push((pos + 4, 2, b"SQ".to_vec()));
+                        for o in open.iter_mut() {
+                            o.grows = true;
+                        }
+                    }
+                    let o = Open {
+                        sequence: true,
+                        end: None,
+                        len_at: None,
+                        implicit: un,
+                        grows: un,
+                    };
+                    push(&mut open, o, pos)?;
+                    in_sequence = true;
+                }
+                pos += hdr;
+                continue;
+            }
+            check(len, left)?;
+            if &vr == b"SQ" {
+                let o = Open {
+                    sequence: true,
+                    end: Some(pos + hdr + len as usize),
+                    len_at: Some(pos + 8),
+                    implicit: false,
+                    grows: false,
+                };
+                push(&mut open, o, pos)?;
+                in_sequence = true;
+                pos += hdr;
+            } else {
+                pos += hdr + len as usize;
+            }
+            continue;
+        }
+        // Implicit VR, inside a CP-246 sequence.
+        let private_creator = tag.0 % 2 == 1 && (0x0010..=0x00FF).contains(&tag.1);
+        let vr = if tag.1 == 0 {
+            *b"UL"
+        } else if private_creator {
+            *b"LO"
+        } else {
+            implicit_vr(tag)
+        };
+        if len == UNDEFINED {
+            if tag == (0x7FE0, 0x0010) {
+                edits.push((pos, 8, header(tag, b"OB", UNDEFINED)));
+                fragments = true;
+            } else {
+                edits.push((pos, 8, header(tag, b"SQ", UNDEFINED)));
+                let o = Open {
+                    sequence: true,
+                    end: None,
+                    len_at: None,
+                    implicit: true,
+                    grows: true,
+                };
+                push(&mut open, o, pos)?;
+                in_sequence = true;
+            }
+            pos += 8;
+            continue;
+        }
+        check(len, left)?;
+        if &vr == b"SQ" {
+            edits.push((pos, 8, header(tag, b"SQ", UNDEFINED)));
+            let o = Open {
+                sequence: true,
+                end: Some(pos + 8 + len as usize),
+                len_at: None,
+                implicit: true,
+                grows: true,
+            };
+            push(&mut open, o, pos)?;
+            in_sequence = true;
+            pos += 8;
+            continue;
+        }
+        let fits = long_vr(vr) || len <= 0xFFFF;
+        let whole = binary_value_size(vr).is_none_or(|size| len % size == 0);
+        let vr = if fits && whole { vr } else { *b"UN" };
+        edits.push((pos, 8, header(tag, &vr, len)));
+        pos += 8 + len as usize;
+    }
+    // Levels still open where the walk ended (a damaged tail): closed there, so that what
+    // the rewrite changed stays consistent; the parser reports the damage.
+    while let Some(o) = open.pop() {
+        close(o, pos.min(total), &mut edits);
+    }
+    edits.sort_by_key(|e| e.0);
+    let grown: usize = edits.iter().map(|e| e.2.len()).sum();
+    let mut out = Vec::with_capacity(total + grown);
+    let mut at = 0;
+    for (offset, replaced, with) in edits {
+        if offset < at || offset + replaced > total {
+            return Err(un_sequences_unreadable());
+        }
+        out.extend_from_slice(&bytes[at..offset]);
+        out.extend_from_slice(&with);
+        at = offset + replaced;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    Ok(out)
 }
 
 fn open_bare(
@@ -1435,40 +1905,200 @@ mod tests {
         let e = open_bytes(&implicit).unwrap_err();
         assert!(e.reason().contains("nested more than 128"), "{e}");
 
-        // dicom-rs reads a UN of undefined length as a sequence in the data set's own
-        // (here explicit) encoding: deep nesting inside one is refused too.
+        // A UN of undefined length is a sequence in implicit VR (CP-246): deep nesting inside
+        // one is refused too.
         let mut un = vec![0x40, 0x00, 0x30, 0xA7];
         un.extend_from_slice(b"UN\0\0");
         un.extend_from_slice(&u32::MAX.to_le_bytes());
         for _ in 0..200 {
             un.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
-            un.extend_from_slice(&[0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0]);
-            un.extend_from_slice(&u32::MAX.to_le_bytes());
+            un.extend_from_slice(&[0x40, 0x00, 0x30, 0xA7, 0xFF, 0xFF, 0xFF, 0xFF]);
         }
         let e = open_bytes(&small_file(&un)).unwrap_err();
         assert!(e.reason().contains("nested more than 128"), "{e}");
     }
 
+    /// A UN of undefined length holding `content` (item and element headers) in the data set
+    /// of an explicit VR little endian file.
+    fn with_un_sequence(tag: (u16, u16), content: &[u8]) -> Vec<u8> {
+        let mut un = Vec::new();
+        un.extend_from_slice(&tag.0.to_le_bytes());
+        un.extend_from_slice(&tag.1.to_le_bytes());
+        un.extend_from_slice(b"UN\0\0");
+        un.extend_from_slice(&u32::MAX.to_le_bytes());
+        un.extend_from_slice(content);
+        un.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
+        small_file(&un)
+    }
+
     /// Found by the `deid_write` fuzz target: implicit VR content inside a UN of undefined
-    /// length. The pre-scan read it as implicit VR (as the standard intends) but dicom-rs reads
-    /// it in the file's explicit encoding, where "ABCD" after a tag is a 4-byte length of
-    /// 1,145,258,561: a 1 GB zero-filled buffer before the parser noticed the file was short.
-    /// The walk now reads what the parser reads, and refuses the claim.
+    /// length, which dicom-rs reads in the file's explicit encoding, where "ABCD" after a tag
+    /// is a 4-byte length of 1,145,258,561 (a 1 GB zero-filled buffer). The content is now
+    /// read as implicit VR, as CP-246 says: the bytes are rewritten before the parser sees
+    /// them, and the element inside is read as what it is.
     #[test]
-    fn implicit_content_inside_an_undefined_length_un_is_checked_as_the_parser_reads_it() {
+    fn implicit_content_inside_an_undefined_length_un_is_read_as_implicit_vr() {
+        let mut content = vec![0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF];
+        content.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0]);
+        content.extend_from_slice(b"ABCD");
+        content.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        let obj = open_bytes(&with_un_sequence((0x0009, 0x1010), &content)).unwrap();
+        let seq = obj.get(dicom_core::Tag(0x0009, 0x1010)).unwrap();
+        let items = seq.items().expect("read as a sequence");
+        assert_eq!(items.len(), 1);
+        let name = items[0].get(tags::PATIENT_NAME).unwrap();
+        assert_eq!(name.vr(), dicom_core::VR::PN);
+        assert_eq!(name.to_str().unwrap(), "ABCD");
+    }
+
+    #[test]
+    fn a_lying_length_inside_an_undefined_length_un_is_refused() {
+        // Inside an item of defined length, and of undefined length.
+        for item_len in [28u32, u32::MAX] {
+            let mut content = vec![0xFE, 0xFF, 0x00, 0xE0];
+            content.extend_from_slice(&item_len.to_le_bytes());
+            content.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0]);
+            content.extend_from_slice(b"ABCD");
+            content.extend_from_slice(&[0x10, 0x00, 0x20, 0x00]);
+            content.extend_from_slice(&0x4000_0000u32.to_le_bytes());
+            content.extend_from_slice(&[0u8; 8]);
+            let e = open_bytes(&with_un_sequence((0x0009, 0x1010), &content)).unwrap_err();
+            assert!(
+                e.reason().contains("(0010,0020) declares 1073741824 bytes"),
+                "{e}"
+            );
+        }
+    }
+
+    /// A standard sequence stored as UN: its items (defined length, implicit VR) hold a nested
+    /// sequence of defined length and a value too long for its VR's 2-byte length; the
+    /// rewrite gives undefined lengths and UN where it must, and the parser reads it all.
+    #[test]
+    fn a_standard_sequence_stored_as_un_is_read_with_its_nested_content() {
+        let im = |g: u16, e: u16, v: &[u8]| {
+            let mut b = Vec::new();
+            b.extend_from_slice(&g.to_le_bytes());
+            b.extend_from_slice(&e.to_le_bytes());
+            b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            b.extend_from_slice(v);
+            b
+        };
+        let item = |content: &[u8]| {
+            let mut b = vec![0xFE, 0xFF, 0x00, 0xE0];
+            b.extend_from_slice(&(content.len() as u32).to_le_bytes());
+            b.extend_from_slice(content);
+            b
+        };
+        let inner = item(&im(8, 0x100, b"INNER1"));
+        let mut outer = im(8, 0x104, &vec![b'x'; 70_000]); // LO, longer than 65535
+        outer.extend(im(0x0040, 0xA730, &inner)); // ContentSequence, defined length
+        outer.extend(im(8, 0x100, b"OUTER1"));
+        let obj = open_bytes(&with_un_sequence((0x0008, 0x1115), &item(&outer))).unwrap();
+        let items = obj
+            .get(tags::REFERENCED_SERIES_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap();
+        assert_eq!(items.len(), 1);
+        assert_eq!(
+            items[0].get(tags::CODE_VALUE).unwrap().to_str().unwrap(),
+            "OUTER1"
+        );
+        assert_eq!(
+            items[0].get(tags::CODE_MEANING).unwrap().vr(),
+            dicom_core::VR::UN
+        );
+        let nested = items[0]
+            .get(tags::CONTENT_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap();
+        assert_eq!(
+            nested[0].get(tags::CODE_VALUE).unwrap().to_str().unwrap(),
+            "INNER1"
+        );
+        // Elements after the rewritten sequence are read in step.
+        assert!(obj.get(tags::SOP_INSTANCE_UID).is_some());
+    }
+
+    /// Bytes of a file with UN sequences (nested, defined and undefined lengths) changed at
+    /// random: each is read or refused, never a panic, and what is read holds no item tag
+    /// as an element.
+    #[test]
+    fn damaged_un_sequences_are_read_or_refused_without_panicking() {
+        let im = |g: u16, e: u16, v: &[u8]| {
+            let mut b = Vec::new();
+            b.extend_from_slice(&g.to_le_bytes());
+            b.extend_from_slice(&e.to_le_bytes());
+            b.extend_from_slice(&(v.len() as u32).to_le_bytes());
+            b.extend_from_slice(v);
+            b
+        };
+        let mut inner = vec![0xFE, 0xFF, 0x00, 0xE0, 14, 0, 0, 0];
+        inner.extend(im(8, 0x100, b"INNER1"));
+        let mut content = vec![0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF];
+        content.extend(im(0x10, 0x10, b"Doe^John"));
+        content.extend(im(0x40, 0xA730, &inner));
+        content.extend(im(0x29, 0x1001, &[0xFE, 0xFF, 0x00, 0xE0, 0, 0, 0, 0]));
+        content.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
+        let base = with_un_sequence((0x0029, 0x1010), &content);
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let (mut read, mut refused) = (0, 0);
+        for _ in 0..3000 {
+            let mut f = base.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = 132 + (next() as usize) % (f.len() - 132);
+                f[at] = match next() % 4 {
+                    0 => 0xFF,
+                    1 => 0x00,
+                    2 => 0xFE,
+                    _ => next() as u8,
+                };
+            }
+            match parse_dicom(Src::Bytes(&f), true) {
+                Ok((obj, _)) => {
+                    read += 1;
+                    let _ = delimiter_element(&obj);
+                }
+                Err(_) => refused += 1,
+            }
+        }
+        assert!(read > 0 && refused > 0, "read {read}, refused {refused}");
+    }
+
+    /// A UN sequence inside an explicit SQ item of defined length: the enclosing lengths grow
+    /// with the rewrite and are made undefined, so the element after the SQ is read in step.
+    #[test]
+    fn a_un_sequence_inside_a_defined_length_item_keeps_the_rest_in_step() {
         let mut un = vec![0x09, 0x00, 0x10, 0x10];
         un.extend_from_slice(b"UN\0\0");
         un.extend_from_slice(&u32::MAX.to_le_bytes());
-        un.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 0xFF, 0xFF, 0xFF, 0xFF]);
+        un.extend_from_slice(&[0xFE, 0xFF, 0x00, 0xE0, 12, 0, 0, 0]);
         un.extend_from_slice(&[0x10, 0x00, 0x10, 0x00, 4, 0, 0, 0]);
         un.extend_from_slice(b"ABCD");
-        un.extend_from_slice(&[0xFE, 0xFF, 0x0D, 0xE0, 0, 0, 0, 0]);
         un.extend_from_slice(&[0xFE, 0xFF, 0xDD, 0xE0, 0, 0, 0, 0]);
-        let e = open_bytes(&small_file(&un)).unwrap_err();
-        assert!(
-            e.reason().contains("(0010,0010) declares 1145258561 bytes"),
-            "{e}"
+        let mut item = vec![0xFE, 0xFF, 0x00, 0xE0];
+        item.extend_from_slice(&(un.len() as u32).to_le_bytes());
+        item.extend(un);
+        let mut t = vec![0x40, 0x00, 0x30, 0xA7, b'S', b'Q', 0, 0];
+        t.extend_from_slice(&(item.len() as u32).to_le_bytes());
+        t.extend(item);
+        t.extend(el(0x0010, 0x0010, b"PN", b"Doe^John"));
+        let obj = open_bytes(&small_file(&t)).unwrap();
+        assert_eq!(
+            obj.get(tags::PATIENT_NAME).unwrap().to_str().unwrap(),
+            "Doe^John"
         );
+        let items = obj.get(tags::CONTENT_SEQUENCE).unwrap().items().unwrap();
+        let private = items[0].get(dicom_core::Tag(0x0009, 0x1010)).unwrap();
+        let name = private.items().unwrap()[0].get(tags::PATIENT_NAME).unwrap();
+        assert_eq!(name.to_str().unwrap(), "ABCD");
     }
 
     /// Found by the `deid_write` fuzz target: a data set the parser reads with an item tag
@@ -1655,6 +2285,41 @@ mod tests {
         ds.extend_from_slice(&[0u8; 64]);
         let e = open_bytes(&file_with_ts(None, &ds)).unwrap_err();
         assert!(e.reason().contains("declares 858993456 bytes"), "{e}");
+    }
+
+    /// A meta group without (0002,0000), then `ds`.
+    fn file_without_group_length(ds: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 128];
+        f.extend_from_slice(b"DICM");
+        f.extend(el(2, 1, b"OB", &[0, 1]));
+        f.extend(el(2, 2, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0"));
+        f.extend(el(2, 3, b"UI", b"1.2.3.4\0"));
+        f.extend(el(2, 0x10, b"UI", b"1.2.840.10008.1.2.1\0"));
+        f.extend_from_slice(ds);
+        f
+    }
+
+    #[test]
+    fn a_meta_group_without_its_group_length_is_rebuilt_and_the_data_set_still_checked() {
+        let mut ds = el(8, 0x16, b"UI", b"1.2.840.10008.5.1.4.1.1.7\0");
+        ds.extend(el(8, 0x18, b"UI", b"1.2.3.4\0"));
+        let f = file_without_group_length(&ds);
+        let fixed = repaired_meta(&f, 132).expect("rebuilt");
+        assert_eq!(&fixed[132..140], &[2, 0, 0, 0, b'U', b'L', 4, 0]);
+        let obj = open_bytes(&f).unwrap();
+        assert_eq!(obj.meta().transfer_syntax(), "1.2.840.10008.1.2.1");
+        // A lying length after it is refused as in any file.
+        let mut lying = ds.clone();
+        lying.extend_from_slice(&[0x10, 0, 0x10, 0, b'O', b'B', 0, 0]);
+        lying.extend_from_slice(&0x3333_3330u32.to_le_bytes());
+        lying.extend_from_slice(&[0u8; 64]);
+        let e = open_bytes(&file_without_group_length(&lying)).unwrap_err();
+        assert!(
+            e.reason().contains("(0010,0010) declares 858993456 bytes"),
+            "{e}"
+        );
+        // A right meta group is left as it is.
+        assert!(repaired_meta(&small_file(&[]), 132).is_none());
     }
 
     #[test]
