@@ -48,14 +48,19 @@ const ID_TAGS: [Tag; 12] = [
     Tag(0x0040, 0x0009), // ScheduledProcedureStepID
     Tag(0x0040, 0x0253), // PerformedProcedureStepID
 ];
-/// Attributes that describe the device or a code, where dates and numbers are versions and codes:
-/// searched for the instance's identifiers, not for patterns.
-const NO_PATTERNS: [Tag; 8] = [
+/// Attributes the device fills in (its maker, model and software): no one types a patient's
+/// details there, and a test patient named after the vendor ("GDCM^Patient" on a "GDCM Factory"
+/// device) is no leak. Not searched.
+const DEVICE_FILLED: [Tag; 4] = [
     Tag(0x0008, 0x0070), // Manufacturer
     Tag(0x0008, 0x1090), // ManufacturerModelName
-    Tag(0x0018, 0x1000), // DeviceSerialNumber
     Tag(0x0018, 0x1019), // SecondaryCaptureDeviceSoftwareVersions
     Tag(0x0018, 0x1020), // SoftwareVersions
+];
+/// Attributes that hold serial numbers and codes, where dates and numbers are versions and codes:
+/// searched for the instance's identifiers, not for patterns.
+const NO_PATTERNS: [Tag; 4] = [
+    Tag(0x0018, 0x1000), // DeviceSerialNumber
     Tag(0x0008, 0x0100), // CodeValue
     Tag(0x0008, 0x0102), // CodingSchemeDesignator
     Tag(0x0008, 0x0103), // CodingSchemeVersion
@@ -320,7 +325,7 @@ impl Sweep<'_> {
         }
         let tags: Vec<Tag> = obj.tags().collect();
         for tag in tags {
-            if depth == 0 && OWN_TAGS.contains(&tag) {
+            if (depth == 0 && OWN_TAGS.contains(&tag)) || DEVICE_FILLED.contains(&tag) {
                 continue;
             }
             let Some(e) = obj.get(tag) else { continue };

@@ -1346,8 +1346,14 @@ fn the_echo_check_finds_ids_with_other_separators_and_birth_dates_in_written_for
 
 #[test]
 fn placeholder_names_and_vendor_words_do_not_quarantine() {
-    // "ANONYMOUS" as the name, the model's words as the station name: neither identifies anyone.
+    // "ANONYMOUS" as the name, the model's words as the station name, a test patient named
+    // after the vendor: none of it identifies anyone.
     let mut obj = echo_fixture("ISO_IR 192", "ANONYMOUS");
+    obj.put(DataElement::new(
+        Tag(0x0010, 0x1001),
+        VR::PN,
+        PrimitiveValue::from("ACME^Patient"),
+    ));
     for (t, vr, v) in [
         (Tag(0x0008, 0x0070), VR::LO, "ACME Medical"),
         (Tag(0x0008, 0x1090), VR::LO, "Scanmaster 3000"),
