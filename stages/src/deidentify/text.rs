@@ -23,40 +23,51 @@ struct Folded {
     map: Vec<(usize, usize)>,
 }
 
-/// Normalised form, padded with one space at each end.
-fn fold_words(s: &str) -> Folded {
+/// Normalised form, padded with one space at each end; the byte map only when `with_map` (a
+/// search first folds without it, and again with it only when something matched).
+fn fold_words(s: &str, with_map: bool) -> Folded {
     let mut text = String::with_capacity(s.len() + 2);
-    let mut map = Vec::with_capacity(s.len() + 2);
+    let mut map = Vec::with_capacity(if with_map { s.len() + 2 } else { 0 });
     text.push(' ');
-    map.push((0, 0));
+    if with_map {
+        map.push((0, 0));
+    }
     for (i, c) in s.char_indices() {
         let r = (i, i + c.len_utf8());
         if c.is_alphanumeric() {
             for lc in c.to_lowercase() {
                 text.push(lc);
-                map.extend(std::iter::repeat_n(r, lc.len_utf8()));
+                if with_map {
+                    map.extend(std::iter::repeat_n(r, lc.len_utf8()));
+                }
             }
         } else if !text.ends_with(' ') {
             text.push(' ');
-            map.push(r);
+            if with_map {
+                map.push(r);
+            }
         }
     }
     if !text.ends_with(' ') {
         text.push(' ');
-        map.push((s.len(), s.len()));
+        if with_map {
+            map.push((s.len(), s.len()));
+        }
     }
     Folded { text, map }
 }
 
-/// Compact form: letters and digits only, lower-cased.
-fn fold_compact(s: &str) -> Folded {
+/// Compact form: letters and digits only, lower-cased (byte map as for [`fold_words`]).
+fn fold_compact(s: &str, with_map: bool) -> Folded {
     let mut text = String::with_capacity(s.len());
-    let mut map = Vec::with_capacity(s.len());
+    let mut map = Vec::with_capacity(if with_map { s.len() } else { 0 });
     for (i, c) in s.char_indices() {
         if c.is_alphanumeric() {
             for lc in c.to_lowercase() {
                 text.push(lc);
-                map.extend(std::iter::repeat_n((i, i + c.len_utf8()), lc.len_utf8()));
+                if with_map {
+                    map.extend(std::iter::repeat_n((i, i + c.len_utf8()), lc.len_utf8()));
+                }
             }
         }
     }
@@ -65,12 +76,12 @@ fn fold_compact(s: &str) -> Folded {
 
 /// The normalised form of a term, without padding (`"Doe, John"` -> `"doe john"`).
 pub fn normalize(s: &str) -> String {
-    fold_words(s).text.trim().to_string()
+    fold_words(s, false).text.trim().to_string()
 }
 
 /// The compact form of a term (`"12-345-678"` -> `"12345678"`).
 pub fn compact(s: &str) -> String {
-    fold_compact(s).text
+    fold_compact(s, false).text
 }
 
 /// Words that stand in name and ID fields without identifying anyone (placeholders, titles,
@@ -243,8 +254,12 @@ impl Matcher {
             });
             return hits;
         }
-        if let Some(ac) = &self.words_ac {
-            let f = fold_words(text);
+        if let Some(ac) = &self
+            .words_ac
+            .as_ref()
+            .filter(|ac| ac.is_match(&fold_words(text, false).text))
+        {
+            let f = fold_words(text, true);
             for m in ac.find_overlapping_iter(&f.text) {
                 let (mut s, mut e) = (m.start(), m.end());
                 // Drop the padding spaces of a whole-word pattern.
@@ -262,8 +277,12 @@ impl Matcher {
                 }
             }
         }
-        if let Some(ac) = &self.compact_ac {
-            let f = fold_compact(text);
+        if let Some(ac) = &self
+            .compact_ac
+            .as_ref()
+            .filter(|ac| ac.is_match(&fold_compact(text, false).text))
+        {
+            let f = fold_compact(text, true);
             for m in ac.find_overlapping_iter(&f.text) {
                 hits.push(Hit {
                     range: (f.map[m.start()].0, f.map[m.end() - 1].1),
@@ -338,6 +357,13 @@ fn record_re() -> &'static Regex {
 
 /// Ranges of `text` that match `pattern`.
 pub fn pattern_hits(text: &str, pattern: Pattern) -> Vec<Hit> {
+    // Every pattern needs a digit (or the @ of an e-mail address): most values have neither.
+    if !text
+        .bytes()
+        .any(|b| b.is_ascii_digit() || (b == b'@' && pattern == Pattern::Contact))
+    {
+        return Vec::new();
+    }
     let re = match pattern {
         Pattern::Contact => contact_re(),
         Pattern::Date => date_re(),
