@@ -9,7 +9,7 @@
 //! compared *compact*, with everything but letters and digits dropped, so `12-345-678` finds the
 //! ID `12345678`. Matches map back to the original text so that a scrub replaces just them.
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 use regex::{Regex, RegexBuilder};
 
 /// Where a term came from: the attribute whose original value it is (reasons name the attribute,
@@ -195,7 +195,10 @@ impl Terms {
             if pats.is_empty() {
                 return None;
             }
+            // A contiguous NFA: built per instance for a few dozen terms and searched over a few
+            // hundred short values, a DFA's build time would dominate.
             AhoCorasick::builder()
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .match_kind(MatchKind::Standard)
                 .build(pats)
                 .ok()
