@@ -41,8 +41,9 @@ fn crashers_dir() -> PathBuf {
 /// Seeds: every DICOM file of the corpus under 256 KiB, plus the shipped samples.
 fn seeds() -> Vec<(String, Vec<u8>)> {
     let mut dirs = vec![root().join("tests/data/sample")];
-    if let Some(c) = corpus() {
-        dirs.push(c);
+    match corpus_if_present() {
+        Some(c) => dirs.push(c),
+        None => eprintln!("../shared/corpus not found: seeds are the shipped samples only"),
     }
     let mut out = Vec::new();
     for d in dirs {

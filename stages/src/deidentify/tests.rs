@@ -14,30 +14,7 @@ use super::table::{table, Action, ProfileOption, Row, TagPattern};
 use super::testgen::{generate, to_bytes};
 use super::*;
 
-/// The shared corpus: `../../shared/corpus` from this scratch crate, `../shared/corpus` from the repo root.
-fn corpus_dir() -> Option<PathBuf> {
-    crate::testing::required("../shared/corpus", corpus_dir_inner())
-}
-
-fn corpus_dir_inner() -> Option<PathBuf> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
-    ["../../shared/corpus", "../shared/corpus"]
-        .iter()
-        .map(|p| base.join(p))
-        .find(|p| p.join("MANIFEST.csv").is_file())
-}
-
-fn standard_dir() -> Option<PathBuf> {
-    crate::testing::required("../shared/standard", standard_dir_inner())
-}
-
-fn standard_dir_inner() -> Option<PathBuf> {
-    let base = Path::new(env!("CARGO_MANIFEST_DIR"));
-    ["../../shared/standard", "../shared/standard"]
-        .iter()
-        .map(|p| base.join(p))
-        .find(|p| p.is_dir())
-}
+use crate::testing::{corpus_dir, standard_dir};
 
 fn keys() -> Keys {
     Keys::new(b"unit-test-secret-0123456789")
@@ -69,8 +46,12 @@ fn str_of(obj: &InMemDicomObject, tag: Tag) -> Option<String> {
 }
 
 #[test]
+#[cfg_attr(
+    not(dcmflow_standard),
+    ignore = "needs ../shared/standard (see README)"
+)]
 fn copied_tables_match_shared_standard() {
-    let Some(dir) = standard_dir() else { return };
+    let dir = standard_dir();
     let here = Path::new(env!("CARGO_MANIFEST_DIR")).join("data");
     for f in [
         "ps3.15-table-e1-1.csv",
@@ -788,8 +769,9 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn corpus_files_apply_and_write() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     let mut files = Vec::new();
     walk(&dir, &mut files);
     assert!(files.len() >= 100);
@@ -971,7 +953,7 @@ fn options_deserialize_from_maps() {
 #[test]
 #[ignore]
 fn explore_corpus_survivors() {
-    let Some(dir) = corpus_dir() else { return };
+    let dir = corpus_dir();
     let mut files = Vec::new();
     walk(&dir, &mut files);
     let de = Deidentifier::new(&DeidOptions::default()).unwrap();

@@ -1,5 +1,5 @@
-//! Tests of the pixel pipeline. Corpus-based tests skip (pass with a note)
-//! when the shared corpus is not present.
+//! Tests of the pixel pipeline. Corpus-based tests are reported as ignored when the shared
+//! corpus is not present (see `crate::testing`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,27 +9,11 @@ use dicom_object::{open_file, DefaultDicomObject};
 
 use super::*;
 
-/// The shared test corpus, if present.
-fn corpus_dir() -> Option<PathBuf> {
-    crate::testing::required("../shared/corpus", corpus_dir_inner())
-}
+use crate::testing::corpus_dir;
 
-fn corpus_dir_inner() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    [
-        root.join("../../shared/corpus"),
-        root.join("../shared/corpus"),
-    ]
-    .into_iter()
-    .find(|p| p.join("MANIFEST.csv").is_file())
-}
-
-fn open(rel: &str) -> Option<DefaultDicomObject> {
-    let Some(dir) = corpus_dir() else {
-        eprintln!("corpus not found, skipping");
-        return None;
-    };
-    Some(open_file(dir.join(rel)).unwrap_or_else(|e| panic!("cannot open {rel}: {e}")))
+/// A file of the shared corpus, opened.
+fn open(rel: &str) -> DefaultDicomObject {
+    open_file(corpus_dir().join(rel)).unwrap_or_else(|e| panic!("cannot open {rel}: {e}"))
 }
 
 fn opts_default() -> WindowOptions {
@@ -88,11 +72,9 @@ fn error_kind(e: &PixelError) -> String {
 /// (g) Every corpus file either renders all frames or returns a PixelError;
 /// never a panic. Run with `--nocapture` to see the summary.
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn corpus_sweep_never_panics() {
-    let Some(dir) = corpus_dir() else {
-        eprintln!("corpus not found, skipping");
-        return;
-    };
+    let dir = corpus_dir();
     let mut files = Vec::new();
     walk(&dir, &mut files);
     let mut summary: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -395,11 +377,9 @@ fn mad(a: &[u8], b: &[u8]) -> f64 {
 
 /// (a) Golden comparison against dcmtk's dcmj2pnm, run at test time.
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn golden_against_dcmj2pnm() {
-    let Some(dir) = corpus_dir() else {
-        eprintln!("corpus not found, skipping");
-        return;
-    };
+    let dir = corpus_dir();
     let Some(dcmj2pnm) = tool("dcmj2pnm") else {
         eprintln!("dcmj2pnm not installed, skipping");
         return;
@@ -621,11 +601,9 @@ const GOLD_PYDICOM: &[Gold] = &[
 /// (a) Golden comparison against pydicom + pylibjpeg (independent decoders),
 /// run at test time when such a Python is available.
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn golden_against_pydicom() {
-    let Some(dir) = corpus_dir() else {
-        eprintln!("corpus not found, skipping");
-        return;
-    };
+    let dir = corpus_dir();
     let Some(py) = pydicom_python() else {
         eprintln!("python with pydicom/pylibjpeg/numpy/pillow not found, skipping");
         return;
@@ -691,9 +669,10 @@ fn render_default(obj: &DefaultDicomObject, frame: u32) -> Frame {
 
 /// (b) Signed CT without window tags renders visible anatomy (no default-VOI black).
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn ct_signed_without_window_shows_anatomy() {
     for rel in ["ct/CT_small.dcm", "ct/693_UNCR.dcm", "ct/693_J2KR.dcm"] {
-        let Some(mut obj) = open(rel) else { return };
+        let mut obj = open(rel);
         obj.remove_element(tags::WINDOW_CENTER);
         obj.remove_element(tags::WINDOW_WIDTH);
         obj.remove_element(tags::VOILUT_SEQUENCE);
@@ -734,9 +713,10 @@ fn ct_signed_without_window_shows_anatomy() {
 /// file window and with the automatic window. (dcmj2pnm agreement for the
 /// same file is checked in the golden test.)
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn monochrome1_renders_bone_bright() {
     for rel in ["cr_dx/RG3_UNCR.dcm", "cr_dx/RG3_J2KI.dcm"] {
-        let Some(obj) = open(rel) else { return };
+        let obj = open(rel);
         let dec = decode(&obj).unwrap();
         let stored = dec.frame_stored(0).unwrap();
         let mut sorted = stored.clone();
@@ -784,13 +764,14 @@ fn reread(obj: &DefaultDicomObject) -> DefaultDicomObject {
 /// every frame after storing and re-decoding; the result is Explicit VR LE,
 /// RGB interleaved, and still flagged lossy.
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn mask_instance_multiframe_cine() {
     for (rel, expect_pi) in [
         ("us/examples_ybr_color.dcm", "RGB"),
         ("xa/jpeg_baseline_8bit.dcm", "MONOCHROME2"),
         ("us/US-PAL-8-10x-echo.dcm", "PALETTE COLOR"),
     ] {
-        let Some(mut obj) = open(rel) else { return };
+        let mut obj = open(rel);
         let before = decode(&obj).unwrap();
         let rect = Rect {
             x: 10,
@@ -883,10 +864,9 @@ fn mask_instance_multiframe_cine() {
 /// (e) A non-square pixel file (PixelSpacing 0.5\1.0 = rows 0.5 mm apart,
 /// columns 1.0 mm apart) exports with the true aspect ratio.
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn non_square_pixels_get_true_aspect() {
-    let Some(mut obj) = open("mr/MR_small.dcm") else {
-        return;
-    };
+    let mut obj = open("mr/MR_small.dcm");
     obj.put(dicom_core::DataElement::new(
         tags::PIXEL_SPACING,
         dicom_core::VR::DS,
@@ -1076,7 +1056,7 @@ fn dump_for_viewing() {
         "sc/SC_jpeg_no_color_transform.dcm",
         "enhanced/philips_mprage.dcm",
     ] {
-        let Some(obj) = open(rel) else { return };
+        let obj = open(rel);
         let dec = decode(&obj).unwrap();
         let mut f = render_default(&obj, dec.frame_count() / 2);
         if f.width > 600 {
@@ -1707,10 +1687,9 @@ fn mask_frame_and_complement() {
 }
 
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn ultrasound_regions_from_corpus() {
-    let Some(obj) = open("us/examples_ybr_color.dcm") else {
-        return;
-    };
+    let obj = open("us/examples_ybr_color.dcm");
     let regions = ultrasound_regions(&obj);
     assert_eq!(regions.len(), 1);
     let r = regions[0];
@@ -1785,15 +1764,12 @@ fn window_options_yaml_shapes_and_schema() {
 /// JPEG-LS: without the `charls` feature a clear per-file error; with it,
 /// the lossless JPEG-LS copy of MR_small renders exactly like the original.
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn jpeg_ls_feature_gate() {
-    let Some(ls) = open("mr/MR_small_jpeg_ls_lossless.dcm") else {
-        return;
-    };
+    let ls = open("mr/MR_small_jpeg_ls_lossless.dcm");
     let res = decode(&ls);
     if cfg!(feature = "charls") {
-        let Some(native) = open("mr/MR_small.dcm") else {
-            return;
-        };
+        let native = open("mr/MR_small.dcm");
         let a = render(
             &res.expect("JPEG-LS decodes with charls"),
             0,
@@ -1881,6 +1857,7 @@ fn lut_sequences_and_monochrome1_inverse() {
 
 /// Corrupted headers and codestreams give errors, never panics.
 #[test]
+#[cfg_attr(not(dcmflow_corpus), ignore = "needs ../shared/corpus (see README)")]
 fn corrupted_inputs_do_not_panic() {
     use dicom_core::value::PixelFragmentSequence;
     type Mutation = Box<dyn Fn(&mut DefaultDicomObject)>;
@@ -1995,12 +1972,9 @@ fn corrupted_inputs_do_not_panic() {
         "sc/SC_rgb_jpeg_gdcm.dcm",
         "us/examples_ybr_color.dcm",
     ];
-    if corpus_dir().is_none() {
-        return;
-    }
     let mut outcomes = Vec::new();
     for (rel, mutate) in &cases {
-        let mut obj = open(rel).unwrap();
+        let mut obj = open(rel);
         mutate(&mut obj);
         let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             decode(&obj).and_then(|d| render(&d, 0, &WindowOptions::default()).map(|_| ()))
@@ -2013,7 +1987,7 @@ fn corrupted_inputs_do_not_panic() {
     }
     for rel in codec_cases.drain(..) {
         for mode in 0..2 {
-            let mut obj = open(rel).unwrap();
+            let mut obj = open(rel);
             let Some(dicom_core::value::Value::PixelSequence(seq)) =
                 obj.get(tags::PIXEL_DATA).map(|e| e.value().clone())
             else {
