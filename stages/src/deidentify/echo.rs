@@ -121,8 +121,15 @@ impl Collector<'_> {
             } else {
                 e.vr()
             };
-            // Private attributes: only explicit person names are known to be identifying.
-            if tag.group() % 2 == 1 && vr != VR::PN {
+            // Private attributes: only explicit person names are known to be identifying. Only
+            // names, dates and text hold terms (formatting pixel data as text would cost more
+            // than the whole de-identification).
+            if (tag.group() % 2 == 1 && vr != VR::PN)
+                || !matches!(
+                    vr,
+                    VR::PN | VR::DA | VR::DT | VR::LO | VR::SH | VR::ST | VR::LT | VR::UT | VR::UC
+                )
+            {
                 continue;
             }
             let Some(s) = value_string(e) else { continue };
