@@ -1380,6 +1380,20 @@ struct Open {
     grows: bool,
 }
 
+impl Open {
+    /// A level as it opens: its content grows exactly when it is implicit (later levels may make
+    /// an enclosing one grow too).
+    fn new(sequence: bool, end: Option<usize>, len_at: Option<usize>, implicit: bool) -> Open {
+        Open {
+            sequence,
+            end,
+            len_at,
+            implicit,
+            grows: implicit,
+        }
+    }
+}
+
 /// CP-246 (PS3.5 6.2.2): the value of an element of VR UN and undefined length is a sequence
 /// whose items are encoded in implicit VR little endian, whatever the data set's transfer
 /// syntax. dicom-rs 0.10 reads such a value in the data set's own encoding (explicit VR here),
@@ -1480,13 +1494,12 @@ fn transcode_un_sequences(bytes: &[u8], start: usize) -> Result<Vec<u8>, ItemErr
             match tag {
                 (0xFFFE, 0xE000) if in_sequence => {
                     check(len, left)?;
-                    let o = Open {
-                        sequence: false,
-                        end: (len != UNDEFINED).then(|| pos + 8 + len as usize),
-                        len_at: (len != UNDEFINED).then_some(pos + 4),
+                    let o = Open::new(
+                        false,
+                        (len != UNDEFINED).then(|| pos + 8 + len as usize),
+                        (len != UNDEFINED).then_some(pos + 4),
                         implicit,
-                        grows: implicit,
-                    };
+                    );
                     push(&mut open, o, pos)?;
                     in_sequence = false;
                 }
@@ -1506,13 +1519,7 @@ fn transcode_un_sequences(bytes: &[u8], start: usize) -> Result<Vec<u8>, ItemErr
                     }
                 }
                 _ if len == UNDEFINED => {
-                    let o = Open {
-                        sequence: true,
-                        end: None,
-                        len_at: None,
-                        implicit,
-                        grows: implicit,
-                    };
+                    let o = Open::new(true, None, None, implicit);
                     push(&mut open, o, pos)?;
                     in_sequence = true;
                 }
@@ -1546,13 +1553,7 @@ fn transcode_un_sequences(bytes: &[u8], start: usize) -> Result<Vec<u8>, ItemErr
                             o.grows = true;
                         }
                     }
-                    let o = Open {
-                        sequence: true,
-                        end: None,
-                        len_at: None,
-                        implicit: un,
-                        grows: un,
-                    };
+                    let o = Open::new(true, None, None, un);
                     push(&mut open, o, pos)?;
                     in_sequence = true;
                 }
@@ -1561,13 +1562,7 @@ fn transcode_un_sequences(bytes: &[u8], start: usize) -> Result<Vec<u8>, ItemErr
             }
             check(len, left)?;
             if &vr == b"SQ" {
-                let o = Open {
-                    sequence: true,
-                    end: Some(pos + hdr + len as usize),
-                    len_at: Some(pos + 8),
-                    implicit: false,
-                    grows: false,
-                };
+                let o = Open::new(true, Some(pos + hdr + len as usize), Some(pos + 8), false);
                 push(&mut open, o, pos)?;
                 in_sequence = true;
                 pos += hdr;
@@ -1591,13 +1586,7 @@ fn transcode_un_sequences(bytes: &[u8], start: usize) -> Result<Vec<u8>, ItemErr
                 fragments = true;
             } else {
                 edits.push((pos, 8, header(tag, b"SQ", UNDEFINED)));
-                let o = Open {
-                    sequence: true,
-                    end: None,
-                    len_at: None,
-                    implicit: true,
-                    grows: true,
-                };
+                let o = Open::new(true, None, None, true);
                 push(&mut open, o, pos)?;
                 in_sequence = true;
             }
@@ -1607,13 +1596,7 @@ fn transcode_un_sequences(bytes: &[u8], start: usize) -> Result<Vec<u8>, ItemErr
         check(len, left)?;
         if &vr == b"SQ" {
             edits.push((pos, 8, header(tag, b"SQ", UNDEFINED)));
-            let o = Open {
-                sequence: true,
-                end: Some(pos + 8 + len as usize),
-                len_at: None,
-                implicit: true,
-                grows: true,
-            };
+            let o = Open::new(true, Some(pos + 8 + len as usize), None, true);
             push(&mut open, o, pos)?;
             in_sequence = true;
             pos += 8;
